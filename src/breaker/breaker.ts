@@ -1,0 +1,317 @@
+import { CircuitOpenError } from "../errors.js";
+import type { ResolvedBreakerOptions } from "./options.js";
+import type { TripPolicy } from "./policy.js";
+import type { BreakerStats, CircuitState, FailureKind } from "./types.js";
+
+const CLOSED = 0;
+const OPEN = 1;
+const HALF_OPEN = 2;
+type StateCode = typeof CLOSED | typeof OPEN | typeof HALF_OPEN;
+const STATE_NAMES: readonly CircuitState[] = ["closed", "open", "half-open"];
+
+/** Called on every transition, after the breaker's fields are updated. */
+export type TransitionListener = (breaker: Breaker, from: CircuitState, to: CircuitState) => void;
+
+/**
+ * Permission for one call, from {@link Breaker.allow}. Settle it exactly once with
+ * `success()`, `failure()` or `release()` (neither: the call was cancelled by its caller).
+ * A permit issued before a transition is stale and its outcome is ignored, so a slow call
+ * that started while closed cannot decide a later half-open probe.
+ */
+export class Permit {
+  /** @internal */ settled = false;
+  /** @internal */ readonly breaker: Breaker;
+  /** @internal */ readonly epoch: number;
+  /** True for a half-open probe. */
+  readonly probe: boolean;
+  /** Epoch ms after which a probe counts as failed (`Infinity` for closed-state permits). */
+  readonly expiresAt: number;
+
+  /** @internal */
+  constructor(breaker: Breaker, epoch: number, probe: boolean, expiresAt: number) {
+    this.breaker = breaker;
+    this.epoch = epoch;
+    this.probe = probe;
+    this.expiresAt = expiresAt;
+  }
+
+  /** The call succeeded. */
+  success(): void {
+    this.breaker._settle(this, SUCCESS);
+  }
+
+  /**
+   * The call failed. With `retryAt` (epoch ms, e.g. from `Retry-After`) the circuit opens
+   * until exactly then (clamped to `maxOpenMs`), whatever the policy says.
+   */
+  failure(kind: FailureKind = "manual", retryAt?: number): void {
+    this.breaker._settle(this, FAILURE, kind, retryAt);
+  }
+
+  /** Neither success nor failure: frees a probe slot without counting anything. */
+  release(): void {
+    this.breaker._settle(this, RELEASE);
+  }
+}
+
+const SUCCESS = 0;
+const FAILURE = 1;
+const RELEASE = 2;
+type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
+
+/**
+ * A circuit breaker: a pure state machine with no I/O and no timers. Time comes from the
+ * injected clock and moves the state only when the breaker is used (open → half-open on the
+ * first call at or after `retryAt`; an expired probe is noticed on the next call).
+ */
+export class Breaker {
+  /** The key this breaker guards (for fetch: the origin). */
+  readonly key: string;
+  private code: StateCode = CLOSED;
+  private openUntil = 0;
+  private reopens = 0;
+  private consecutive = 0;
+  // Bumped on every transition; permits carry it to detect staleness.
+  private epoch = 0;
+  private closedPermit: Permit;
+  private probes: Permit[] = [];
+  private probeSuccesses = 0;
+  private successCount = 0;
+  private failureCount = 0;
+  private rejectionCount = 0;
+  private readonly policy: TripPolicy;
+
+  constructor(
+    /** @internal */ readonly options: ResolvedBreakerOptions,
+    key = "",
+    private readonly listener?: TransitionListener,
+  ) {
+    this.key = key;
+    this.policy = options.createPolicy();
+    this.closedPermit = new Permit(this, 0, false, Number.POSITIVE_INFINITY);
+  }
+
+  /** Current state; an open circuit whose `retryAt` has passed reads as half-open. */
+  get state(): CircuitState {
+    if (this.code !== CLOSED) this.refresh(this.options.clock.now());
+    return STATE_NAMES[this.code] as CircuitState;
+  }
+
+  /**
+   * Epoch ms when an open circuit admits a probe; in half-open, the latest time the probes in
+   * flight will have decided; `undefined` when closed.
+   */
+  get retryAt(): number | undefined {
+    const state = this.state;
+    if (state === "closed") return undefined;
+    if (state === "open") return this.openUntil;
+    const first = this.probes[0];
+    return first ? first.expiresAt : this.options.clock.now();
+  }
+
+  /** Counters and state as plain data. */
+  get stats(): BreakerStats {
+    return {
+      state: this.state,
+      retryAt: this.retryAt,
+      reopenCount: this.reopens,
+      consecutiveFailures: this.consecutive,
+      probesInFlight: this.probes.length,
+      successes: this.successCount,
+      failures: this.failureCount,
+      rejections: this.rejectionCount,
+    };
+  }
+
+  /**
+   * Asks to make a call. Returns a {@link Permit} to settle when the call ends, or `undefined`
+   * when the circuit refuses it (open, or half-open with every probe slot taken).
+   */
+  allow(): Permit | undefined {
+    // Hot path: closed needs no clock and allocates nothing.
+    if (this.code === CLOSED) return this.closedPermit;
+    const now = this.options.clock.now();
+    this.refresh(now);
+    if (this.code === HALF_OPEN && this.probes.length < this.options.halfOpenMaxProbes) {
+      const probe = new Permit(this, this.epoch, true, now + this.options.probeTimeoutMs);
+      this.probes.push(probe);
+      return probe;
+    }
+    this.rejectionCount++;
+    return undefined;
+  }
+
+  /** The error a refused call gets: a {@link CircuitOpenError} with this breaker's timing. */
+  openError(): CircuitOpenError {
+    const now = this.options.clock.now();
+    const state = this.state === "half-open" ? "half-open" : "open";
+    return new CircuitOpenError(this.key, state, this.retryAt ?? now, now);
+  }
+
+  /**
+   * Runs `fn` through the breaker: rejects with {@link CircuitOpenError} without calling it
+   * while the circuit refuses calls; a throw or rejection counts as a failure.
+   */
+  async run<T>(fn: () => T | PromiseLike<T>): Promise<T> {
+    const permit = this.allow();
+    if (permit === undefined) throw this.openError();
+    const slowCallMs = this.options.slowCallMs;
+    const start = slowCallMs === undefined ? 0 : this.options.clock.now();
+    let value: T;
+    try {
+      value = await fn();
+    } catch (error) {
+      permit.failure("error");
+      throw error;
+    }
+    if (slowCallMs !== undefined && this.options.clock.now() - start > slowCallMs) {
+      permit.failure("slow");
+    } else {
+      permit.success();
+    }
+    return value;
+  }
+
+  /** Returns `fn` wrapped with {@link Breaker.run}. */
+  wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T> {
+    return (...args) => this.run(() => fn(...args));
+  }
+
+  /** Records a success for a call made without a permit (settles the oldest probe in half-open). */
+  recordSuccess(): void {
+    this._settle(this.currentPermit(), SUCCESS);
+  }
+
+  /** Records a failure for a call made without a permit (settles the oldest probe in half-open). */
+  recordFailure(kind: FailureKind = "manual"): void {
+    this._settle(this.currentPermit(), FAILURE, kind);
+  }
+
+  /**
+   * Opens the circuit now for `ms` milliseconds (default `openMs`, clamped to `maxOpenMs`),
+   * exactly, without jitter. It then half-opens and probes as usual.
+   */
+  forceOpen(ms: number = this.options.openMs): void {
+    if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
+      throw new RangeError(`cbfetch: forceOpen(ms) needs a number >= 0, got ${String(ms)}`);
+    }
+    const now = this.options.clock.now();
+    this.open(now, now + Math.min(ms, this.options.maxOpenMs), false);
+  }
+
+  /** Closes the circuit now; keeps the lifetime counters. */
+  forceClose(): void {
+    this.close();
+  }
+
+  /** Closes the circuit and zeroes every counter, as if new. */
+  reset(): void {
+    this.close();
+    this.successCount = 0;
+    this.failureCount = 0;
+    this.rejectionCount = 0;
+  }
+
+  /** @internal Applies the outcome of a permit. Use the permit's methods instead. */
+  _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): void {
+    if (permit.probe) {
+      if (permit.settled) return;
+      permit.settled = true;
+      const index = this.probes.indexOf(permit);
+      if (index >= 0) this.probes.splice(index, 1);
+    }
+    if (outcome === RELEASE) return;
+    if (permit.epoch !== this.epoch) {
+      // Stale: the state changed while the call ran. A Retry-After still opens the circuit
+      // (the server asked us to stay away), but nothing else from that call counts.
+      if (retryAt !== undefined && this.code !== OPEN) this.settleFailure(retryAt);
+      return;
+    }
+    if (outcome === SUCCESS) this.settleSuccess();
+    else this.settleFailure(retryAt, kind);
+  }
+
+  private settleSuccess(): void {
+    this.successCount++;
+    if (this.code === CLOSED) {
+      this.consecutive = 0;
+      if (this.policy.timed) this.policy.success(this.options.clock.now());
+    } else if (this.code === HALF_OPEN) {
+      if (++this.probeSuccesses >= this.options.successThreshold) this.close();
+    }
+  }
+
+  private settleFailure(retryAt?: number, _kind?: FailureKind): void {
+    this.failureCount++;
+    const now = this.options.clock.now();
+    if (this.code === HALF_OPEN) {
+      this.reopens++;
+      this.open(now, retryAt, retryAt === undefined);
+      return;
+    }
+    if (this.code === OPEN) return;
+    this.consecutive++;
+    const trips = this.policy.failure(now, this.consecutive);
+    if (retryAt !== undefined || trips) this.open(now, retryAt, retryAt === undefined);
+  }
+
+  /** The permit a manual record applies to: the oldest probe, or the state's own. */
+  private currentPermit(): Permit {
+    if (this.code !== CLOSED) this.refresh(this.options.clock.now());
+    if (this.code === HALF_OPEN) {
+      return this.probes[0] ?? new Permit(this, this.epoch, true, Number.POSITIVE_INFINITY);
+    }
+    return this.code === CLOSED ? this.closedPermit : new Permit(this, -1, false, 0);
+  }
+
+  /** Lazy time-driven transitions: open → half-open at `retryAt`; expired probes fail. */
+  private refresh(now: number): void {
+    if (this.code === OPEN && now >= this.openUntil) {
+      this.transition(HALF_OPEN);
+    } else if (this.code === HALF_OPEN) {
+      const oldest = this.probes[0];
+      if (oldest !== undefined && oldest.expiresAt <= now) {
+        this.failureCount++;
+        this.reopens++;
+        for (const probe of this.probes) probe.settled = true;
+        this.probes = [];
+        this.open(now, undefined, true);
+      }
+    }
+  }
+
+  private open(now: number, until: number | undefined, jittered: boolean): void {
+    const { openMs, backoff, maxOpenMs, jitter, random } = this.options;
+    if (until === undefined) {
+      const base = Math.min(openMs * backoff ** this.reopens, maxOpenMs);
+      let duration = jittered ? base * (1 + jitter * (2 * random() - 1)) : base;
+      // Reflect at the ceiling so clients at maxOpenMs keep their spread instead of piling up.
+      if (duration > maxOpenMs) duration = 2 * maxOpenMs - duration;
+      until = now + duration;
+    }
+    this.openUntil = Math.min(until, now + maxOpenMs);
+    this.transition(OPEN);
+  }
+
+  private close(): void {
+    this.reopens = 0;
+    this.consecutive = 0;
+    this.policy.reset();
+    if (this.code === CLOSED) return;
+    this.transition(CLOSED);
+  }
+
+  private transition(to: StateCode): void {
+    const from = this.code;
+    this.code = to;
+    this.epoch++;
+    this.probeSuccesses = 0;
+    for (const probe of this.probes) probe.settled = true;
+    this.probes = [];
+    if (to === CLOSED) {
+      this.consecutive = 0;
+      this.closedPermit = new Permit(this, this.epoch, false, Number.POSITIVE_INFINITY);
+    }
+    this.listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
+  }
+}

@@ -1,0 +1,44 @@
+import { Breaker } from "./breaker.js";
+import {
+  BREAKER_OPTION_NAMES,
+  checkKnownKeys,
+  checkObject,
+  resolveBreakerOptions,
+} from "./options.js";
+import type { BreakerOptions, CircuitState } from "./types.js";
+
+export { Breaker, Permit } from "./breaker.js";
+export { systemClock } from "./clock.js";
+export type * from "./types.js";
+
+/** Options of {@link createBreaker}. */
+export interface CreateBreakerOptions extends BreakerOptions {
+  /** A name for errors and events. @default "" */
+  key?: string;
+  /** Called on every state change. @default undefined */
+  onStateChange?: (state: CircuitState, previous: CircuitState, breaker: Breaker) => void;
+}
+
+/**
+ * A circuit breaker for any async work: `run(fn)`, `wrap(fn)`, or the manual API
+ * (`allow()`, `recordSuccess()`, `recordFailure()`, `forceOpen()`, …).
+ *
+ * @throws TypeError or RangeError naming the option, when an option is invalid.
+ */
+export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
+  checkKnownKeys("createBreaker", checkObject("options", options), [
+    ...BREAKER_OPTION_NAMES,
+    "key",
+    "onStateChange",
+  ]);
+  const { key = "", onStateChange } = options;
+  if (typeof key !== "string") throw new TypeError(`cbfetch: option "key" must be a string`);
+  if (onStateChange !== undefined && typeof onStateChange !== "function") {
+    throw new TypeError(`cbfetch: option "onStateChange" must be a function`);
+  }
+  return new Breaker(
+    resolveBreakerOptions(options),
+    key,
+    onStateChange && ((breaker, from, to) => from !== to && onStateChange(to, from, breaker)),
+  );
+}

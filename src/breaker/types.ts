@@ -1,0 +1,121 @@
+/** The three states of a circuit. */
+export type CircuitState = "closed" | "open" | "half-open";
+
+/**
+ * Why a call counted as a failure.
+ * - `error`: the work threw (for fetch: a network error).
+ * - `timeout`: cbfetch's own `timeoutMs` fired.
+ * - `status`: a response whose status counts as a failure (500, 502, 503, 504, 408, 429 by default).
+ * - `slow`: the call took longer than `slowCallMs`.
+ * - `probe-timeout`: a half-open probe did not settle within `probeTimeoutMs`.
+ * - `manual`: `recordFailure()` without a kind.
+ */
+export type FailureKind = "error" | "timeout" | "status" | "slow" | "probe-timeout" | "manual";
+
+/**
+ * A source of time in epoch milliseconds that never goes backwards.
+ * Inject one with the `clock` option to drive a breaker in tests.
+ */
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+}
+
+/** Open when the failure ratio over a sliding time window crosses a threshold. */
+export interface FailureRateOptions {
+  /** Failure ratio in (0, 1] that opens the circuit, e.g. `0.5` for half the calls. */
+  threshold: number;
+  /** Length of the sliding window in milliseconds (kept as 10 buckets). */
+  windowMs: number;
+  /** Calls the window must hold before the ratio is trusted. */
+  minimumCalls: number;
+}
+
+/** Options of one breaker: how it trips, how long it stays open, how it probes. */
+export interface BreakerOptions {
+  /**
+   * Consecutive failures that open the circuit. Ignored when `failureRate` is set.
+   * @default 5
+   */
+  failureThreshold?: number;
+  /**
+   * Open on a failure ratio over a time window instead of consecutive failures.
+   * @default undefined (consecutive failures)
+   */
+  failureRate?: FailureRateOptions;
+  /**
+   * A call slower than this many milliseconds counts as a failure (its result is still returned).
+   * @default undefined (off)
+   */
+  slowCallMs?: number;
+  /**
+   * Probe successes in half-open that close the circuit.
+   * @default 1
+   */
+  successThreshold?: number;
+  /**
+   * Probes admitted at once in half-open; further calls fail fast.
+   * @default 1
+   */
+  halfOpenMaxProbes?: number;
+  /**
+   * A probe that has not settled after this many milliseconds counts as a failure, so a hung
+   * probe cannot wedge the breaker.
+   * @default 30000
+   */
+  probeTimeoutMs?: number;
+  /**
+   * How long the circuit stays open after it trips, in milliseconds.
+   * @default 30000
+   */
+  openMs?: number;
+  /**
+   * Factor applied to the open duration on each re-open (a failed probe); reset on close.
+   * @default 2
+   */
+  backoff?: number;
+  /**
+   * Ceiling for any open duration: backoff, `Retry-After`, `forceOpen` and persisted times.
+   * @default 300000
+   */
+  maxOpenMs?: number;
+  /**
+   * Random spread of the open duration, as a ± fraction, so many clients do not probe together.
+   * `Retry-After` and `forceOpen` are exact (no jitter).
+   * @default 0.2
+   */
+  jitter?: number;
+  /**
+   * Time source (epoch ms, monotonic). The default follows `performance.now()` anchored on the
+   * epoch and re-anchors when the device slept.
+   * @default a monotonic system clock
+   */
+  clock?: Clock;
+  /**
+   * Random source for jitter, returning a number in [0, 1).
+   * @default Math.random
+   */
+  random?: () => number;
+}
+
+/** A breaker's counters and state as plain data. */
+export interface BreakerStats {
+  state: CircuitState;
+  /**
+   * Epoch ms at which an open circuit admits a probe; in half-open, the latest time the
+   * probes in flight will have decided; `undefined` when closed.
+   */
+  retryAt: number | undefined;
+  /** Re-opens since the circuit last closed (drives the backoff). */
+  reopenCount: number;
+  /** Consecutive failures in the closed state. */
+  consecutiveFailures: number;
+  /** Probes admitted in half-open that have not settled yet. */
+  probesInFlight: number;
+  /** Successes recorded since creation or `reset()`. */
+  successes: number;
+  /** Failures recorded since creation or `reset()`. */
+  failures: number;
+  /** Calls refused (fast-failed) since creation or `reset()`. */
+  rejections: number;
+}

@@ -1,0 +1,46 @@
+/**
+ * Thrown (as a rejection) when a circuit refuses a call: cbfetch failed fast without touching
+ * the network. Not a `TypeError`, so clients that retry network errors do not retry it.
+ */
+export class CircuitOpenError extends Error {
+  override readonly name = "CircuitOpenError";
+  /** The breaker's key: for fetch, the origin (`https://api.example.com`). */
+  readonly key: string;
+  /** `open`, or `half-open` when every probe slot is taken. */
+  readonly state: "open" | "half-open";
+  /** Epoch ms when the circuit will let a call through again (at the latest, in half-open). */
+  readonly retryAt: number;
+  /** `max(0, retryAt - now)`, measured on the breaker's clock when the error was made. */
+  readonly retryAfterMs: number;
+
+  constructor(key: string, state: "open" | "half-open", retryAt: number, now: number) {
+    const retryAfterMs = Math.max(0, retryAt - now);
+    super(
+      state === "open"
+        ? `Circuit for ${key} is open: failing fast without a request; retry in ${Math.ceil(retryAfterMs / 1000)} s`
+        : `Circuit for ${key} is half-open and its probe is in flight: failing fast without a request`,
+    );
+    this.key = key;
+    this.state = state;
+    this.retryAt = retryAt;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** Thrown (as a rejection) when a key's `maxConcurrent` calls are in flight and its queue is full. */
+export class BulkheadFullError extends Error {
+  override readonly name = "BulkheadFullError";
+  /** The breaker's key (the origin). */
+  readonly key: string;
+  /** The `maxConcurrent` limit that was reached. */
+  readonly maxConcurrent: number;
+  /** The `maxQueue` limit that was reached. */
+  readonly maxQueue: number;
+
+  constructor(key: string, maxConcurrent: number, maxQueue: number) {
+    super(`Bulkhead for ${key} is full: ${maxConcurrent} calls in flight and ${maxQueue} queued`);
+    this.key = key;
+    this.maxConcurrent = maxConcurrent;
+    this.maxQueue = maxQueue;
+  }
+}

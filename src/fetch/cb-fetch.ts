@@ -1,0 +1,281 @@
+import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js";
+import type { CircuitState } from "../breaker/types.js";
+import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
+import { FULL } from "./bulkhead.js";
+import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
+import { CircuitEvents } from "./events.js";
+import { originOf, urlOf } from "./key.js";
+import { resolveCbFetchOptions } from "./options.js";
+import { type Entry, Registry } from "./registry.js";
+import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
+
+type FetchInput = RequestInfo | URL;
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+
+/**
+ * Creates a fetch with one circuit breaker per origin. The result has `fetch`'s signature
+ * and never reads, clones or changes the request or the response; while an origin's circuit
+ * is open it rejects with {@link CircuitOpenError} without touching the network.
+ *
+ * @throws TypeError or RangeError naming the option, when an option is invalid.
+ */
+export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
+  const config = resolveCbFetchOptions(options);
+  const clock = config.breaker.clock;
+  const events = new CircuitEvents();
+  const onTransition: TransitionListener = (breaker, from, to) => {
+    if (from === to) return;
+    events.emit("statechange", {
+      key: breaker.key,
+      state: to,
+      previousState: from,
+      retryAt: breaker.retryAt,
+    });
+  };
+  const registry = new Registry(config, onTransition);
+  const fetchImpl = () => config.fetch ?? globalThis.fetch;
+
+  /** The key of a request, or `undefined` when cbfetch should pass it through untouched. */
+  function keyOf(url: string, input: FetchInput, init: RequestInit | undefined) {
+    if (config.keyOf === undefined) return originOf(url);
+    const request = requestForKey(url, input, init);
+    if (request === undefined) return undefined;
+    const key = config.keyOf(request);
+    if (typeof key !== "string" || key === "") {
+      throw new TypeError(`cbfetch: keyOf() must return a non-empty string, got ${String(key)}`);
+    }
+    return key;
+  }
+
+  async function cb(input: FetchInput, init?: RequestInit): Promise<Response> {
+    const url = urlOf(input);
+    const key = keyOf(url, input, init);
+    if (key === undefined) return fetchImpl()(input, init);
+    const entry = registry.get(key);
+    if (entry.bulkhead === undefined) return guarded(entry, url, input, init);
+    const wait = entry.bulkhead.acquire(signalOf(input, init));
+    if (wait === FULL) {
+      const { maxConcurrent, maxQueue } = entry.bulkhead;
+      return refuse(entry, url, input, init, new BulkheadFullError(key, maxConcurrent, maxQueue));
+    }
+    if (wait !== undefined) await wait;
+    try {
+      return await guarded(entry, url, input, init);
+    } finally {
+      entry.bulkhead.release();
+    }
+  }
+
+  function guarded(entry: Entry, url: string, input: FetchInput, init: RequestInit | undefined) {
+    const permit = entry.breaker.allow();
+    if (permit === undefined) return refuse(entry, url, input, init, entry.breaker.openError());
+    return attempt(entry.breaker, permit, url, input, init);
+  }
+
+  async function attempt(
+    breaker: Breaker,
+    permit: Permit,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+  ): Promise<Response> {
+    const { slowCallMs } = config.breaker;
+    const start = slowCallMs === undefined ? 0 : clock.now();
+    const timeout =
+      config.timeoutMs === undefined
+        ? undefined
+        : new Timeout(breaker.key, config.timeoutMs, signalOf(input, init));
+    let response: Response;
+    try {
+      response = await fetchImpl()(input, timeout ? { ...init, signal: timeout.signal } : init);
+    } catch (error) {
+      timeout?.clear();
+      onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
+      throw error;
+    }
+    timeout?.clear();
+    onResponse(breaker, permit, response, start);
+    return response;
+  }
+
+  function onResponse(breaker: Breaker, permit: Permit, response: Response, start: number) {
+    const { slowCallMs } = config.breaker;
+    if (config.isFailure(response)) {
+      const status = response.status;
+      let retryAt: number | undefined;
+      if (config.respectRetryAfter && (status === 429 || status === 503)) {
+        const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
+        if (delay !== undefined) retryAt = clock.now() + delay;
+      }
+      permit.failure("status", retryAt);
+      emitFailure(breaker, { kind: "status", status });
+    } else if (slowCallMs !== undefined && clock.now() - start > slowCallMs) {
+      permit.failure("slow");
+      emitFailure(breaker, { kind: "slow", status: response.status });
+    } else {
+      permit.success();
+      if (events.wants("success")) events.emit("success", { key: breaker.key, state: "closed" });
+    }
+  }
+
+  function onRejected(
+    breaker: Breaker,
+    permit: Permit,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+    error: unknown,
+    timedOut: boolean,
+  ) {
+    if (timedOut) {
+      permit.failure("timeout");
+      emitFailure(breaker, { kind: "timeout", error });
+    } else if (
+      // The caller's abort, the user's Wi-Fi, or the caller's own bad input: not the origin.
+      signalOf(input, init)?.aborted ||
+      globalThis.navigator?.onLine === false ||
+      isCallersMistake(url, input, init)
+    ) {
+      permit.release();
+    } else {
+      permit.failure("error");
+      emitFailure(breaker, { kind: "error", error });
+    }
+  }
+
+  function emitFailure(
+    breaker: Breaker,
+    detail: { kind: "status" | "slow" | "timeout" | "error"; status?: number; error?: unknown },
+  ) {
+    events.emit("failure", { key: breaker.key, state: breaker.state, ...detail });
+  }
+
+  /** A refused call: try an alternate origin, then the fallback, else reject with `error`. */
+  async function refuse(
+    entry: Entry,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+    error: CircuitOpenError | BulkheadFullError,
+  ): Promise<Response> {
+    const { key } = entry.breaker;
+    events.emit("reject", {
+      key,
+      state: entry.breaker.state,
+      retryAt: entry.breaker.retryAt,
+      error,
+    });
+    const alternates = config.fallbackOrigins?.get(key);
+    if (alternates !== undefined && IDEMPOTENT.has(methodOf(input, init))) {
+      for (const origin of alternates) {
+        const breaker = registry.get(origin).breaker;
+        const permit = breaker.allow();
+        if (permit === undefined) continue;
+        const target = new URL(url, globalThis.location?.href);
+        const altUrl = origin + target.pathname + target.search;
+        const altInput = isRequest(input) ? new Request(altUrl, input) : altUrl;
+        return attempt(breaker, permit, altUrl, altInput, init);
+      }
+    }
+    if (config.fallback !== undefined) {
+      const request = isRequest(input)
+        ? input
+        : new Request(new URL(url, globalThis.location?.href), init);
+      return config.fallback(request, error);
+    }
+    throw error;
+  }
+
+  /** A URL (absolute, or `/`- or `.`-relative) or a key, as the registry's key. */
+  function keyForLookup(urlOrKey: string | URL): string {
+    const text = String(urlOrKey);
+    if (registry.peek(text) !== undefined) return text;
+    const relative = text.startsWith("/") || text.startsWith(".");
+    let url: URL;
+    try {
+      url = new URL(text, relative ? globalThis.location?.href : undefined);
+    } catch {
+      return text;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return text;
+    return config.keyOf ? config.keyOf(new Request(url)) : url.origin;
+  }
+
+  async function close(): Promise<void> {}
+
+  const ready = Promise.resolve();
+  const api = {
+    state(urlOrKey: string | URL): CircuitState {
+      return registry.peek(keyForLookup(urlOrKey))?.breaker.state ?? "closed";
+    },
+    breaker(urlOrKey: string | URL): Breaker {
+      return registry.get(keyForLookup(urlOrKey)).breaker;
+    },
+    snapshot(): BreakerSnapshot[] {
+      return Array.from(registry.values(), ({ breaker }) => ({
+        key: breaker.key,
+        ...breaker.stats,
+      }));
+    },
+    ready,
+    close,
+    events,
+    addEventListener: events.addEventListener.bind(events),
+    removeEventListener: events.removeEventListener.bind(events),
+    [Symbol.asyncDispose]: close,
+    [Symbol.dispose](): void {
+      void close();
+    },
+  };
+  return Object.assign(cb, api) as CbFetch;
+}
+
+function isRequest(input: FetchInput): input is Request {
+  return typeof input === "object" && typeof (input as { url?: unknown }).url === "string";
+}
+
+function signalOf(input: FetchInput, init: RequestInit | undefined): AbortSignal | undefined {
+  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
+}
+
+/**
+ * A Request for `keyOf`: the caller's own Request when it is used as is (its body untouched),
+ * otherwise a body-less copy of the URL, method and headers.
+ */
+function requestForKey(url: string, input: FetchInput, init: RequestInit | undefined) {
+  if (isRequest(input) && init === undefined) return input;
+  try {
+    const headers = init?.headers ?? (isRequest(input) ? input.headers : undefined);
+    return new Request(new URL(url, globalThis.location?.href), {
+      method: methodOf(input, init),
+      headers,
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/** cbfetch's own `timeoutMs`: aborts with a `TimeoutError`, combined with the caller's signal. */
+class Timeout {
+  readonly signal: AbortSignal;
+  fired = false;
+  private readonly timer: ReturnType<typeof setTimeout>;
+
+  constructor(key: string, ms: number, callerSignal: AbortSignal | undefined) {
+    const controller = new AbortController();
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      controller.abort(
+        new DOMException(`cbfetch: no response from ${key} within ${ms} ms`, "TimeoutError"),
+      );
+    }, ms);
+    this.signal = callerSignal
+      ? AbortSignal.any([callerSignal, controller.signal])
+      : controller.signal;
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The default failure rule: 500, 502, 503, 504, 408 and 429 count against the origin; every
+ * other status (4xx included) and opaque responses (status 0) do not.
+ */
+export function isFailureStatus(response: Response): boolean {
+  switch (response.status) {
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+    case 408:
+    case 429:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const DELTA_SECONDS = /^\d+$/;
+// IMF-fixdate, RFC 850 and asctime all start with a day name.
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /;
+
+/**
+ * Reads `Retry-After` (delta-seconds or HTTP-date) as a delay in ms from now, or `undefined`
+ * for a missing, malformed, zero or past value. `wallNow` is `Date.now()`, which HTTP-dates
+ * are compared with.
+ */
+export function retryAfterMs(value: string | null, wallNow: number): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  let delay: number;
+  if (DELTA_SECONDS.test(text)) delay = Number(text) * 1000;
+  else if (HTTP_DATE.test(text)) delay = Date.parse(text) - wallNow;
+  else return undefined;
+  return delay > 0 ? delay : undefined;
+}
+
+/** The request method, upper-cased, from `init` or a `Request`. */
+export function methodOf(input: RequestInfo | URL, init: RequestInit | undefined): string {
+  const method = init?.method ?? (input as { method?: unknown }).method;
+  return typeof method === "string" ? method.toUpperCase() : "GET";
+}
+
+/**
+ * Whether a rejected fetch was the caller's own mistake (a bad `init`, a bad header, a body
+ * on a GET) rather than a network error. Checked only after a rejection, by building a
+ * body-less Request with the same fields: the hot path pays nothing, and the body is never
+ * touched.
+ */
+export function isCallersMistake(
+  url: string,
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+): boolean {
+  if (init === undefined) return false;
+  const method = methodOf(input, init);
+  if (init.body != null && (method === "GET" || method === "HEAD")) return true;
+  if (isStream(init.body) && (init as { duplex?: unknown }).duplex === undefined) return true;
+  try {
+    // Never `new Request(request, init)`: that would take and disturb the request's body.
+    const base = typeof input === "object" && "url" in input ? input : undefined;
+    new Request(url, {
+      method: base?.method,
+      headers: base?.headers,
+      ...init,
+      body: undefined,
+      signal: undefined,
+    });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function isStream(body: unknown): boolean {
+  return typeof ReadableStream !== "undefined" && body instanceof ReadableStream;
+}

@@ -1,0 +1,28 @@
+/**
+ * cbfetch: a circuit-breaker-aware `fetch`. One breaker per origin; while an origin fails,
+ * calls fail fast with {@link CircuitOpenError} and the origin is probed again later.
+ *
+ * @packageDocumentation
+ */
+import { createCbFetch } from "./fetch/cb-fetch.js";
+import type { CbFetch } from "./fetch/types.js";
+
+export {
+  Breaker,
+  type CreateBreakerOptions,
+  createBreaker,
+  Permit,
+  systemClock,
+} from "./breaker/index.js";
+export type * from "./breaker/types.js";
+export { BulkheadFullError, CircuitOpenError } from "./errors.js";
+export { createCbFetch } from "./fetch/cb-fetch.js";
+export { isFailureStatus } from "./fetch/classify.js";
+export { CircuitEvent } from "./fetch/events.js";
+export type * from "./fetch/types.js";
+
+/**
+ * The default instance: `fetch` with a breaker per origin, in memory, default policy.
+ * Created on import without I/O, timers or listeners.
+ */
+export const cbFetch: CbFetch = /* @__PURE__ */ createCbFetch();
