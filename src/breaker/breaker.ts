@@ -67,34 +67,39 @@ type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
 export class Breaker {
   /** The key this breaker guards (for fetch: the origin). */
   readonly key: string;
-  private code: StateCode = CLOSED;
-  private openUntil = 0;
-  private reopens = 0;
-  private consecutive = 0;
+  #code: StateCode = CLOSED;
+  #openUntil = 0;
+  #reopens = 0;
+  #consecutive = 0;
   // Bumped on every transition; permits carry it to detect staleness.
-  private epoch = 0;
-  private closedPermit: Permit;
-  private probes: Permit[] = [];
-  private probeSuccesses = 0;
-  private successCount = 0;
-  private failureCount = 0;
-  private rejectionCount = 0;
-  private readonly policy: TripPolicy;
+  #epoch = 0;
+  #closedPermit: Permit;
+  #probes: Permit[] = [];
+  #probeSuccesses = 0;
+  #successCount = 0;
+  #failureCount = 0;
+  #rejectionCount = 0;
+  readonly #policy: TripPolicy;
+  readonly #options: ResolvedBreakerOptions;
+  readonly #listener: TransitionListener | undefined;
 
-  constructor(
-    /** @internal */ readonly options: ResolvedBreakerOptions,
-    key = "",
-    private readonly listener?: TransitionListener,
-  ) {
+  /** Use {@link createBreaker}, or `createCbFetch(...).breaker(url)`. @internal */
+  constructor(options: ResolvedBreakerOptions, key = "", listener?: TransitionListener) {
     this.key = key;
-    this.policy = options.createPolicy();
-    this.closedPermit = new Permit(this, 0, false, Number.POSITIVE_INFINITY);
+    this.#options = options;
+    this.#listener = listener;
+    this.#policy = options.createPolicy();
+    this.#closedPermit = new Permit(this, 0, false, Number.POSITIVE_INFINITY);
   }
 
-  /** Current state; an open circuit whose `retryAt` has passed reads as half-open. */
+  /**
+   * Current state. Reading it changes nothing: an open circuit whose `retryAt` has passed
+   * reads as half-open, and moves there (firing its transition) on the next call.
+   */
   get state(): CircuitState {
-    if (this.code !== CLOSED) this.refresh(this.options.clock.now());
-    return STATE_NAMES[this.code] as CircuitState;
+    const code = this.#code;
+    if (code === OPEN && this.#options.clock.now() >= this.#openUntil) return "half-open";
+    return STATE_NAMES[code] as CircuitState;
   }
 
   /**
@@ -102,11 +107,10 @@ export class Breaker {
    * flight will have decided; `undefined` when closed.
    */
   get retryAt(): number | undefined {
-    const state = this.state;
-    if (state === "closed") return undefined;
-    if (state === "open") return this.openUntil;
-    const first = this.probes[0];
-    return first ? first.expiresAt : this.options.clock.now();
+    if (this.#code === CLOSED) return undefined;
+    const now = this.#options.clock.now();
+    if (this.#code === OPEN) return Math.max(now, this.#openUntil);
+    return this.#probes[0]?.expiresAt ?? now;
   }
 
   /** Counters and state as plain data. */
@@ -114,12 +118,12 @@ export class Breaker {
     return {
       state: this.state,
       retryAt: this.retryAt,
-      reopenCount: this.reopens,
-      consecutiveFailures: this.consecutive,
-      probesInFlight: this.probes.length,
-      successes: this.successCount,
-      failures: this.failureCount,
-      rejections: this.rejectionCount,
+      reopenCount: this.#reopens,
+      consecutiveFailures: this.#consecutive,
+      probesInFlight: this.#probes.length,
+      successes: this.#successCount,
+      failures: this.#failureCount,
+      rejections: this.#rejectionCount,
     };
   }
 
@@ -129,23 +133,32 @@ export class Breaker {
    */
   allow(): Permit | undefined {
     // Hot path: closed needs no clock and allocates nothing.
-    if (this.code === CLOSED) return this.closedPermit;
-    const now = this.options.clock.now();
-    this.refresh(now);
-    if (this.code === HALF_OPEN && this.probes.length < this.options.halfOpenMaxProbes) {
-      const probe = new Permit(this, this.epoch, true, now + this.options.probeTimeoutMs);
-      this.probes.push(probe);
+    if (this.#code === CLOSED) return this.#closedPermit;
+    const now = this.#options.clock.now();
+    this.#refresh(now);
+    if (this.#code === HALF_OPEN && this.#probes.length < this.#options.halfOpenMaxProbes) {
+      const probe = new Permit(this, this.#epoch, true, now + this.#options.probeTimeoutMs);
+      this.#probes.push(probe);
       return probe;
     }
-    this.rejectionCount++;
+    this.#rejectionCount++;
     return undefined;
   }
 
   /** The error a refused call gets: a {@link CircuitOpenError} with this breaker's timing. */
   openError(): CircuitOpenError {
-    const now = this.options.clock.now();
-    const state = this.state === "half-open" ? "half-open" : "open";
-    return new CircuitOpenError(this.key, state, this.retryAt ?? now, now);
+    const now = this.#options.clock.now();
+    this.#refresh(now);
+    const halfOpen = this.#code === HALF_OPEN;
+    const retryAt = halfOpen ? (this.#probes[0]?.expiresAt ?? now) : this.#openUntil;
+    // A fast-fail happens in bursts while an origin is down, and its stack would only point
+    // into cbfetch: skip capturing it (most of the cost of making an Error).
+    const V8Error = Error as { stackTraceLimit?: number };
+    const limit = V8Error.stackTraceLimit;
+    V8Error.stackTraceLimit = 0;
+    const error = new CircuitOpenError(this.key, halfOpen ? "half-open" : "open", retryAt, now);
+    V8Error.stackTraceLimit = limit;
+    return error;
   }
 
   /**
@@ -155,8 +168,8 @@ export class Breaker {
   async run<T>(fn: () => T | PromiseLike<T>): Promise<T> {
     const permit = this.allow();
     if (permit === undefined) throw this.openError();
-    const slowCallMs = this.options.slowCallMs;
-    const start = slowCallMs === undefined ? 0 : this.options.clock.now();
+    const slowCallMs = this.#options.slowCallMs;
+    const start = slowCallMs === undefined ? 0 : this.#options.clock.now();
     let value: T;
     try {
       value = await fn();
@@ -164,7 +177,7 @@ export class Breaker {
       permit.failure("error");
       throw error;
     }
-    if (slowCallMs !== undefined && this.options.clock.now() - start > slowCallMs) {
+    if (slowCallMs !== undefined && this.#options.clock.now() - start > slowCallMs) {
       permit.failure("slow");
     } else {
       permit.success();
@@ -179,37 +192,37 @@ export class Breaker {
 
   /** Records a success for a call made without a permit (settles the oldest probe in half-open). */
   recordSuccess(): void {
-    this._settle(this.currentPermit(), SUCCESS);
+    this._settle(this.#currentPermit(), SUCCESS);
   }
 
   /** Records a failure for a call made without a permit (settles the oldest probe in half-open). */
   recordFailure(kind: FailureKind = "manual"): void {
-    this._settle(this.currentPermit(), FAILURE, kind);
+    this._settle(this.#currentPermit(), FAILURE, kind);
   }
 
   /**
    * Opens the circuit now for `ms` milliseconds (default `openMs`, clamped to `maxOpenMs`),
    * exactly, without jitter. It then half-opens and probes as usual.
    */
-  forceOpen(ms: number = this.options.openMs): void {
+  forceOpen(ms: number = this.#options.openMs): void {
     if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
       throw new RangeError(`cbfetch: forceOpen(ms) needs a number >= 0, got ${String(ms)}`);
     }
-    const now = this.options.clock.now();
-    this.open(now, now + Math.min(ms, this.options.maxOpenMs), false);
+    const now = this.#options.clock.now();
+    this.#open(now, now + Math.min(ms, this.#options.maxOpenMs), false);
   }
 
   /** Closes the circuit now; keeps the lifetime counters. */
   forceClose(): void {
-    this.close();
+    this.#close();
   }
 
   /** Closes the circuit and zeroes every counter, as if new. */
   reset(): void {
-    this.close();
-    this.successCount = 0;
-    this.failureCount = 0;
-    this.rejectionCount = 0;
+    this.#close();
+    this.#successCount = 0;
+    this.#failureCount = 0;
+    this.#rejectionCount = 0;
   }
 
   /** @internal Applies the outcome of a permit. Use the permit's methods instead. */
@@ -217,101 +230,101 @@ export class Breaker {
     if (permit.probe) {
       if (permit.settled) return;
       permit.settled = true;
-      const index = this.probes.indexOf(permit);
-      if (index >= 0) this.probes.splice(index, 1);
+      const index = this.#probes.indexOf(permit);
+      if (index >= 0) this.#probes.splice(index, 1);
     }
     if (outcome === RELEASE) return;
-    if (permit.epoch !== this.epoch) {
+    if (permit.epoch !== this.#epoch) {
       // Stale: the state changed while the call ran. A Retry-After still opens the circuit
       // (the server asked us to stay away), but nothing else from that call counts.
-      if (retryAt !== undefined && this.code !== OPEN) this.settleFailure(retryAt);
+      if (retryAt !== undefined && this.#code !== OPEN) this.#settleFailure(retryAt);
       return;
     }
-    if (outcome === SUCCESS) this.settleSuccess();
-    else this.settleFailure(retryAt, kind);
+    if (outcome === SUCCESS) this.#settleSuccess();
+    else this.#settleFailure(retryAt, kind);
   }
 
-  private settleSuccess(): void {
-    this.successCount++;
-    if (this.code === CLOSED) {
-      this.consecutive = 0;
-      if (this.policy.timed) this.policy.success(this.options.clock.now());
-    } else if (this.code === HALF_OPEN) {
-      if (++this.probeSuccesses >= this.options.successThreshold) this.close();
+  #settleSuccess(): void {
+    this.#successCount++;
+    if (this.#code === CLOSED) {
+      this.#consecutive = 0;
+      if (this.#policy.timed) this.#policy.success(this.#options.clock.now());
+    } else if (this.#code === HALF_OPEN) {
+      if (++this.#probeSuccesses >= this.#options.successThreshold) this.#close();
     }
   }
 
-  private settleFailure(retryAt?: number, _kind?: FailureKind): void {
-    this.failureCount++;
-    const now = this.options.clock.now();
-    if (this.code === HALF_OPEN) {
-      this.reopens++;
-      this.open(now, retryAt, retryAt === undefined);
+  #settleFailure(retryAt?: number, _kind?: FailureKind): void {
+    this.#failureCount++;
+    const now = this.#options.clock.now();
+    if (this.#code === HALF_OPEN) {
+      this.#reopens++;
+      this.#open(now, retryAt, retryAt === undefined);
       return;
     }
-    if (this.code === OPEN) return;
-    this.consecutive++;
-    const trips = this.policy.failure(now, this.consecutive);
-    if (retryAt !== undefined || trips) this.open(now, retryAt, retryAt === undefined);
+    if (this.#code === OPEN) return;
+    this.#consecutive++;
+    const trips = this.#policy.failure(now, this.#consecutive);
+    if (retryAt !== undefined || trips) this.#open(now, retryAt, retryAt === undefined);
   }
 
   /** The permit a manual record applies to: the oldest probe, or the state's own. */
-  private currentPermit(): Permit {
-    if (this.code !== CLOSED) this.refresh(this.options.clock.now());
-    if (this.code === HALF_OPEN) {
-      return this.probes[0] ?? new Permit(this, this.epoch, true, Number.POSITIVE_INFINITY);
+  #currentPermit(): Permit {
+    if (this.#code !== CLOSED) this.#refresh(this.#options.clock.now());
+    if (this.#code === HALF_OPEN) {
+      return this.#probes[0] ?? new Permit(this, this.#epoch, true, Number.POSITIVE_INFINITY);
     }
-    return this.code === CLOSED ? this.closedPermit : new Permit(this, -1, false, 0);
+    return this.#code === CLOSED ? this.#closedPermit : new Permit(this, -1, false, 0);
   }
 
   /** Lazy time-driven transitions: open → half-open at `retryAt`; expired probes fail. */
-  private refresh(now: number): void {
-    if (this.code === OPEN && now >= this.openUntil) {
-      this.transition(HALF_OPEN);
-    } else if (this.code === HALF_OPEN) {
-      const oldest = this.probes[0];
+  #refresh(now: number): void {
+    if (this.#code === OPEN && now >= this.#openUntil) {
+      this.#transition(HALF_OPEN);
+    } else if (this.#code === HALF_OPEN) {
+      const oldest = this.#probes[0];
       if (oldest !== undefined && oldest.expiresAt <= now) {
-        this.failureCount++;
-        this.reopens++;
-        for (const probe of this.probes) probe.settled = true;
-        this.probes = [];
-        this.open(now, undefined, true);
+        this.#failureCount++;
+        this.#reopens++;
+        for (const probe of this.#probes) probe.settled = true;
+        this.#probes = [];
+        this.#open(now, undefined, true);
       }
     }
   }
 
-  private open(now: number, until: number | undefined, jittered: boolean): void {
-    const { openMs, backoff, maxOpenMs, jitter, random } = this.options;
+  #open(now: number, until: number | undefined, jittered: boolean): void {
+    const { openMs, backoff, maxOpenMs, jitter, random } = this.#options;
     if (until === undefined) {
-      const base = Math.min(openMs * backoff ** this.reopens, maxOpenMs);
+      const base = Math.min(openMs * backoff ** this.#reopens, maxOpenMs);
       let duration = jittered ? base * (1 + jitter * (2 * random() - 1)) : base;
       // Reflect at the ceiling so clients at maxOpenMs keep their spread instead of piling up.
       if (duration > maxOpenMs) duration = 2 * maxOpenMs - duration;
       until = now + duration;
     }
-    this.openUntil = Math.min(until, now + maxOpenMs);
-    this.transition(OPEN);
+    this.#openUntil = Math.min(until, now + maxOpenMs);
+    this.#transition(OPEN);
   }
 
-  private close(): void {
-    this.reopens = 0;
-    this.consecutive = 0;
-    this.policy.reset();
-    if (this.code === CLOSED) return;
-    this.transition(CLOSED);
+  #close(): void {
+    this.#reopens = 0;
+    this.#consecutive = 0;
+    this.#policy.reset();
+    if (this.#code === CLOSED) return;
+    this.#transition(CLOSED);
   }
 
-  private transition(to: StateCode): void {
-    const from = this.code;
-    this.code = to;
-    this.epoch++;
-    this.probeSuccesses = 0;
-    for (const probe of this.probes) probe.settled = true;
-    this.probes = [];
+  #transition(to: StateCode): void {
+    const from = this.#code;
+    this.#code = to;
+    this.#epoch++;
+    this.#probeSuccesses = 0;
+    for (const probe of this.#probes) probe.settled = true;
+    this.#probes = [];
     if (to === CLOSED) {
-      this.consecutive = 0;
-      this.closedPermit = new Permit(this, this.epoch, false, Number.POSITIVE_INFINITY);
+      this.#consecutive = 0;
+      this.#closedPermit = new Permit(this, this.#epoch, false, Number.POSITIVE_INFINITY);
     }
-    this.listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
+    this.#listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
   }
 }

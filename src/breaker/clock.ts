@@ -19,7 +19,8 @@ export function systemClock(): Clock {
   return shared;
 }
 
-function createSystemClock(): Clock {
+/** A fresh system clock (tests use this; everything else shares {@link systemClock}). */
+export function createSystemClock(): Clock {
   const perf = globalThis.performance;
   let anchor = perf.timeOrigin;
   let last = 0;

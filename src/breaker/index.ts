@@ -3,6 +3,7 @@ import {
   BREAKER_OPTION_NAMES,
   checkKnownKeys,
   checkObject,
+  checkType,
   resolveBreakerOptions,
 } from "./options.js";
 import type { BreakerOptions, CircuitState } from "./types.js";
@@ -33,9 +34,7 @@ export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
   ]);
   const { key = "", onStateChange } = options;
   if (typeof key !== "string") throw new TypeError(`cbfetch: option "key" must be a string`);
-  if (onStateChange !== undefined && typeof onStateChange !== "function") {
-    throw new TypeError(`cbfetch: option "onStateChange" must be a function`);
-  }
+  if (onStateChange !== undefined) checkType("onStateChange", onStateChange, "function");
   return new Breaker(
     resolveBreakerOptions(options),
     key,

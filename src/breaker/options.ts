@@ -20,128 +20,136 @@ export interface ResolvedBreakerOptions {
   readonly createPolicy: () => TripPolicy;
 }
 
-export const BREAKER_OPTION_NAMES: readonly string[] = [
-  "failureThreshold",
-  "failureRate",
-  "slowCallMs",
-  "successThreshold",
-  "halfOpenMaxProbes",
-  "probeTimeoutMs",
-  "openMs",
-  "backoff",
-  "maxOpenMs",
-  "jitter",
-  "clock",
-  "random",
+/** A numeric option's rule: `[default, minimum, kind, maximum]`. */
+export type NumberRule = readonly [
+  fallback: number | undefined,
+  min: number,
+  kind?: "integer" | "above" | "at least",
+  max?: number,
 ];
+
+/** Numeric breaker options. `above`: the minimum itself is not allowed. */
+const BREAKER_NUMBERS: Record<string, NumberRule> = {
+  failureThreshold: [5, 1, "integer"],
+  successThreshold: [1, 1, "integer"],
+  halfOpenMaxProbes: [1, 1, "integer"],
+  probeTimeoutMs: [30_000, 0, "above"],
+  openMs: [30_000, 0, "above"],
+  slowCallMs: [undefined, 0, "above"],
+  backoff: [2, 1],
+  jitter: [0.2, 0, "at least", 1],
+};
 
 /** Shows a bad value in an error message without throwing on odd inputs. */
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || value == null) {
-    return String(value);
-  }
-  if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "function") return "a function";
-  if (Array.isArray(value)) return "an array";
-  return `a ${typeof value}`;
+  return typeof value === "object" && value !== null
+    ? `a ${value.constructor?.name ?? "object"}`
+    : String(value);
 }
 
-/** Throws a TypeError or RangeError naming `name` unless `value` is a number in range. */
-export function checkNumber(
-  name: string,
-  value: unknown,
-  { min = 0, max = Number.POSITIVE_INFINITY, integer = false, minExclusive = false } = {},
-): number {
-  if (typeof value !== "number") {
-    throw new TypeError(`cbfetch: option "${name}" must be a number, got ${describe(value)}`);
-  }
-  const tooLow = minExclusive ? value <= min : value < min;
-  if (!Number.isFinite(value) || tooLow || value > max || (integer && !Number.isInteger(value))) {
-    const kind = integer ? "an integer" : "a finite number";
-    const range = `${minExclusive ? ">" : ">="} ${min}${max < Number.POSITIVE_INFINITY ? ` and <= ${max}` : ""}`;
-    throw new RangeError(
-      `cbfetch: option "${name}" must be ${kind} ${range}, got ${describe(value)}`,
+/** Throws a TypeError naming the option and the value. */
+export function badOption(name: string, expected: string, value: unknown, Type = TypeError): never {
+  throw new Type(`cbfetch: option "${name}" must be ${expected}, got ${describe(value)}`);
+}
+
+/** `value` checked against `rule`, or the rule's default when `undefined` (`null` is bad input). */
+export function checkNumber(name: string, value: unknown, rule: NumberRule): number | undefined {
+  const [fallback, min, kind = "at least", max = Number.POSITIVE_INFINITY] = rule;
+  if (value === undefined) return fallback;
+  if (typeof value !== "number") badOption(name, "a number", value);
+  if (
+    !(value <= max) ||
+    (kind === "above" ? value <= min : value < min) ||
+    (kind === "integer" && !Number.isInteger(value)) ||
+    !Number.isFinite(value)
+  ) {
+    const range = `${kind === "integer" ? "an integer" : "a number"} ${kind === "above" ? ">" : ">="} ${min}`;
+    badOption(
+      name,
+      max < Number.POSITIVE_INFINITY ? `${range} and <= ${max}` : range,
+      value,
+      RangeError,
     );
   }
   return value;
 }
 
-export function checkFunction<T>(name: string, value: T): T {
-  if (typeof value !== "function") {
-    throw new TypeError(`cbfetch: option "${name}" must be a function, got ${describe(value)}`);
+/** Checks every numeric option of `rules` in `options`, with defaults. */
+export function checkNumbers(
+  rules: Record<string, NumberRule>,
+  options: object,
+): Record<string, number> {
+  const values: Record<string, number> = {};
+  for (const [name, rule] of Object.entries(rules)) {
+    values[name] = checkNumber(name, (options as Record<string, unknown>)[name], rule) as number;
   }
+  return values;
+}
+
+export function checkType<T>(name: string, value: T, type: "function" | "boolean" | "string"): T {
+  if (value !== undefined && typeof value !== type) badOption(name, `a ${type}`, value);
   return value;
 }
 
 export function checkObject(name: string, value: unknown): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new TypeError(`cbfetch: option "${name}" must be an object, got ${describe(value)}`);
+    badOption(name, "an object", value);
   }
   return value as Record<string, unknown>;
 }
 
 /** Rejects keys not in `known`, so a typo like `failureTreshold` is not silently ignored. */
-export function checkKnownKeys(
-  where: string,
-  options: Record<string, unknown>,
-  known: readonly string[],
-): void {
+export function checkKnownKeys(where: string, options: object, known: readonly string[]): void {
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new TypeError(`cbfetch: unknown option "${key}" passed to ${where}`);
-    }
+    if (!known.includes(key)) throw new TypeError(`cbfetch: unknown option "${key}" in ${where}`);
   }
 }
 
-function optional<T>(value: T | undefined, check: (value: T) => T): T | undefined {
-  return value === undefined ? undefined : check(value);
-}
+/** Every option name of {@link BreakerOptions}. */
+export const BREAKER_OPTION_NAMES: readonly string[] = [
+  ...Object.keys(BREAKER_NUMBERS),
+  "failureRate",
+  "maxOpenMs",
+  "clock",
+  "random",
+];
 
+/** All three fields are required; copied so later changes to the caller's object cannot reach us. */
 function resolveFailureRate(value: unknown): FailureRateOptions {
   const rate = checkObject("failureRate", value);
   checkKnownKeys("failureRate", rate, ["threshold", "windowMs", "minimumCalls"]);
+  const required = (name: string, rule: NumberRule) => {
+    const field = rate[name];
+    if (field === undefined) badOption(`failureRate.${name}`, "a number", field);
+    return checkNumber(`failureRate.${name}`, field, rule) as number;
+  };
   return {
-    threshold: checkNumber("failureRate.threshold", rate.threshold, { max: 1, minExclusive: true }),
-    windowMs: checkNumber("failureRate.windowMs", rate.windowMs, { minExclusive: true }),
-    minimumCalls: checkNumber("failureRate.minimumCalls", rate.minimumCalls, {
-      min: 1,
-      integer: true,
-    }),
+    threshold: required("threshold", [undefined, 0, "above", 1]),
+    windowMs: required("windowMs", [undefined, 0, "above"]),
+    minimumCalls: required("minimumCalls", [undefined, 1, "integer"]),
   };
 }
 
 /** Validates breaker options and fills in the defaults. Throws naming the bad option. */
 export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerOptions {
-  const int = { min: 1, integer: true };
-  const positive = { minExclusive: true };
-  const failureThreshold = checkNumber("failureThreshold", options.failureThreshold ?? 5, int);
-  const failureRate = optional(options.failureRate, resolveFailureRate);
-  const openMs = checkNumber("openMs", options.openMs ?? 30_000, positive);
-  const maxOpenMs = checkNumber("maxOpenMs", options.maxOpenMs ?? Math.max(300_000, openMs), {
-    min: openMs,
-  });
-  const createPolicy = failureRate
-    ? () => new FailureRatePolicy(failureRate)
-    : () => new ConsecutivePolicy(failureThreshold);
+  const numbers = checkNumbers(BREAKER_NUMBERS, options) as unknown as ResolvedBreakerOptions;
+  const { failureRate, clock, random } = options;
+  const rate = failureRate === undefined ? undefined : resolveFailureRate(failureRate);
+  if (clock !== undefined) checkType("clock.now", checkObject("clock", clock).now, "function");
+  const { failureThreshold, openMs } = numbers;
   return {
-    failureThreshold,
-    failureRate,
-    slowCallMs: optional(options.slowCallMs, (v) => checkNumber("slowCallMs", v, positive)),
-    successThreshold: checkNumber("successThreshold", options.successThreshold ?? 1, int),
-    halfOpenMaxProbes: checkNumber("halfOpenMaxProbes", options.halfOpenMaxProbes ?? 1, int),
-    probeTimeoutMs: checkNumber("probeTimeoutMs", options.probeTimeoutMs ?? 30_000, positive),
-    openMs,
-    backoff: checkNumber("backoff", options.backoff ?? 2, { min: 1 }),
-    maxOpenMs,
-    jitter: checkNumber("jitter", options.jitter ?? 0.2, { max: 1 - Number.EPSILON }),
-    clock: options.clock === undefined ? systemClock() : checkClock(options.clock),
-    random: options.random === undefined ? Math.random : checkFunction("random", options.random),
-    createPolicy,
+    ...numbers,
+    failureRate: rate,
+    maxOpenMs: checkNumber("maxOpenMs", options.maxOpenMs, [
+      Math.max(300_000, openMs),
+      openMs,
+    ]) as number,
+    clock: clock ?? systemClock(),
+    random: checkType("random", random, "function") ?? Math.random,
+    createPolicy: rate
+      ? () => new FailureRatePolicy(rate)
+      : () => new ConsecutivePolicy(failureThreshold),
   };
-}
-
-function checkClock(clock: unknown): Clock {
-  checkFunction("clock.now", checkObject("clock", clock).now);
-  return clock as Clock;
 }

@@ -16,10 +16,13 @@ export interface TripPolicy {
 /** Opens after `threshold` consecutive failures (the breaker keeps the count). */
 export class ConsecutivePolicy implements TripPolicy {
   readonly timed = false;
-  constructor(private readonly threshold: number) {}
+  readonly #threshold: number;
+  constructor(threshold: number) {
+    this.#threshold = threshold;
+  }
   success(): void {}
   failure(_now: number, consecutiveFailures: number): boolean {
-    return consecutiveFailures >= this.threshold;
+    return consecutiveFailures >= this.#threshold;
   }
   reset(): void {}
 }
@@ -33,66 +36,68 @@ const BUCKETS = 10;
  */
 export class FailureRatePolicy implements TripPolicy {
   readonly timed = true;
-  private readonly bucketMs: number;
+  readonly #bucketMs: number;
   // Allocated on first use, so an idle breaker costs nothing here.
-  private calls: Uint32Array | undefined;
-  private fails: Uint32Array | undefined;
-  private bucket = -1;
-  private totalCalls = 0;
-  private totalFails = 0;
+  #calls: Uint32Array | undefined;
+  #fails: Uint32Array | undefined;
+  #bucket = -1;
+  #totalCalls = 0;
+  #totalFails = 0;
 
-  constructor(private readonly options: FailureRateOptions) {
-    this.bucketMs = options.windowMs / BUCKETS;
+  readonly #options: FailureRateOptions;
+  constructor(options: FailureRateOptions) {
+    this.#options = options;
+    this.#bucketMs = options.windowMs / BUCKETS;
   }
 
   success(now: number): void {
-    this.record(now, 0);
+    this.#record(now, 0);
   }
 
   failure(now: number): boolean {
-    this.record(now, 1);
+    this.#record(now, 1);
     return (
-      this.totalCalls >= this.options.minimumCalls &&
-      this.totalFails >= this.options.threshold * this.totalCalls
+      this.#totalCalls >= this.#options.minimumCalls &&
+      this.#totalFails >= this.#options.threshold * this.#totalCalls
     );
   }
 
   reset(): void {
-    this.calls?.fill(0);
-    this.fails?.fill(0);
-    this.totalCalls = 0;
-    this.totalFails = 0;
+    this.#calls?.fill(0);
+    this.#fails?.fill(0);
+    this.#totalCalls = 0;
+    this.#totalFails = 0;
   }
 
   /** Calls and failures currently inside the window (for stats and tests). */
   get window(): { calls: number; failures: number } {
-    return { calls: this.totalCalls, failures: this.totalFails };
+    return { calls: this.#totalCalls, failures: this.#totalFails };
   }
 
-  private record(now: number, failed: 0 | 1): void {
-    if (this.calls === undefined || this.fails === undefined) {
-      this.calls = new Uint32Array(BUCKETS);
-      this.fails = new Uint32Array(BUCKETS);
+  #record(now: number, failed: 0 | 1): void {
+    if (this.#calls === undefined || this.#fails === undefined) {
+      this.#calls = new Uint32Array(BUCKETS);
+      this.#fails = new Uint32Array(BUCKETS);
     }
-    const bucket = Math.floor(now / this.bucketMs);
-    if (bucket > this.bucket) {
+    const bucket = Math.floor(now / this.#bucketMs);
+    if (bucket > this.#bucket) {
       // Clear the buckets we moved past: they now belong to the new time span.
-      const steps = this.bucket < 0 ? BUCKETS : Math.min(bucket - this.bucket, BUCKETS);
+      const steps = this.#bucket < 0 ? BUCKETS : Math.min(bucket - this.#bucket, BUCKETS);
       for (let i = 0; i < steps; i++) {
         const slot = (bucket - i) % BUCKETS;
-        this.totalCalls -= this.calls[slot] ?? 0;
-        this.totalFails -= this.fails[slot] ?? 0;
-        this.calls[slot] = 0;
-        this.fails[slot] = 0;
+        this.#totalCalls -= this.#calls[slot] ?? 0;
+        this.#totalFails -= this.#fails[slot] ?? 0;
+        this.#calls[slot] = 0;
+        this.#fails[slot] = 0;
       }
-      this.bucket = bucket;
+      this.#bucket = bucket;
     }
-    // A clock is monotonic, so `bucket < this.bucket` only happens with a restored state:
+    // A clock is monotonic, so `bucket < this.#bucket` only happens with a restored state:
     // count it in the current bucket.
-    const slot = this.bucket % BUCKETS;
-    this.calls[slot] = (this.calls[slot] ?? 0) + 1;
-    this.fails[slot] = (this.fails[slot] ?? 0) + failed;
-    this.totalCalls++;
-    this.totalFails += failed;
+    const slot = this.#bucket % BUCKETS;
+    this.#calls[slot] = (this.#calls[slot] ?? 0) + 1;
+    this.#fails[slot] = (this.#fails[slot] ?? 0) + failed;
+    this.#totalCalls++;
+    this.#totalFails += failed;
   }
 }

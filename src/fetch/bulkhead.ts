@@ -3,8 +3,8 @@ export const FULL = Symbol("full");
 
 /** Limits calls in flight for one key, with a bounded FIFO queue. */
 export class Bulkhead {
-  private active = 0;
-  private readonly queue: Array<() => void> = [];
+  #active = 0;
+  readonly #queue: Array<() => void> = [];
 
   constructor(
     readonly maxConcurrent: number,
@@ -16,16 +16,16 @@ export class Bulkhead {
    * (rejecting with the signal's reason if the caller aborts while queued), or {@link FULL}.
    */
   acquire(signal: AbortSignal | undefined): Promise<void> | undefined | typeof FULL {
-    if (this.active < this.maxConcurrent) {
-      this.active++;
+    if (this.#active < this.maxConcurrent) {
+      this.#active++;
       return undefined;
     }
-    if (this.queue.length >= this.maxQueue) return FULL;
+    if (this.#queue.length >= this.maxQueue) return FULL;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
-        const index = this.queue.indexOf(admit);
-        if (index >= 0) this.queue.splice(index, 1);
+        const index = this.#queue.indexOf(admit);
+        if (index >= 0) this.#queue.splice(index, 1);
         reject(signal?.reason);
       };
       // The slot passes straight from the releasing call to this one: `active` is unchanged.
@@ -34,14 +34,14 @@ export class Bulkhead {
         resolve();
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.queue.push(admit);
+      this.#queue.push(admit);
     });
   }
 
   /** Frees a slot, handing it to the oldest queued call if any. */
   release(): void {
-    const next = this.queue.shift();
+    const next = this.#queue.shift();
     if (next) next();
-    else this.active--;
+    else this.#active--;
   }
 }

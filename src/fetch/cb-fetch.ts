@@ -1,10 +1,10 @@
 import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js";
 import type { CircuitState } from "../breaker/types.js";
 import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
-import { FULL } from "./bulkhead.js";
+import { type Bulkhead, FULL } from "./bulkhead.js";
 import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
 import { CircuitEvents } from "./events.js";
-import { originOf, urlOf } from "./key.js";
+import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
@@ -36,34 +36,54 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const registry = new Registry(config, onTransition);
   const fetchImpl = () => config.fetch ?? globalThis.fetch;
 
-  /** The key of a request, or `undefined` when cbfetch should pass it through untouched. */
-  function keyOf(url: string, input: FetchInput, init: RequestInit | undefined) {
-    if (config.keyOf === undefined) return originOf(url);
+  /** The entry guarding a request, or `undefined` to pass it through untouched. */
+  function entryFor(url: string, input: FetchInput, init: RequestInit | undefined) {
+    if (config.keyOf === undefined) return registry.forUrl(url);
     const request = requestForKey(url, input, init);
     if (request === undefined) return undefined;
     const key = config.keyOf(request);
     if (typeof key !== "string" || key === "") {
       throw new TypeError(`cbfetch: keyOf() must return a non-empty string, got ${String(key)}`);
     }
-    return key;
+    return registry.get(key);
   }
 
-  async function cb(input: FetchInput, init?: RequestInit): Promise<Response> {
-    const url = urlOf(input);
-    const key = keyOf(url, input, init);
-    if (key === undefined) return fetchImpl()(input, init);
-    const entry = registry.get(key);
-    if (entry.bulkhead === undefined) return guarded(entry, url, input, init);
-    const wait = entry.bulkhead.acquire(signalOf(input, init));
+  // Not async: the closed-state path then makes only the promise of `attempt`.
+  function cb(input: FetchInput, init?: RequestInit): Promise<Response> {
+    let url: string;
+    let entry: Entry | undefined;
+    try {
+      url = urlOf(input);
+      entry = entryFor(url, input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (entry === undefined) return fetchImpl()(input, init);
+    if (entry.bulkhead !== undefined) return withBulkhead(entry, entry.bulkhead, url, input, init);
+    return guarded(entry, url, input, init);
+  }
+
+  async function withBulkhead(
+    entry: Entry,
+    bulkhead: Bulkhead,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+  ): Promise<Response> {
+    const wait = bulkhead.acquire(signalOf(input, init));
     if (wait === FULL) {
-      const { maxConcurrent, maxQueue } = entry.bulkhead;
-      return refuse(entry, url, input, init, new BulkheadFullError(key, maxConcurrent, maxQueue));
+      const error = new BulkheadFullError(
+        entry.breaker.key,
+        bulkhead.maxConcurrent,
+        bulkhead.maxQueue,
+      );
+      return refuse(entry, url, input, init, error);
     }
     if (wait !== undefined) await wait;
     try {
       return await guarded(entry, url, input, init);
     } finally {
-      entry.bulkhead.release();
+      bulkhead.release();
     }
   }
 
@@ -115,7 +135,8 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       emitFailure(breaker, { kind: "slow", status: response.status });
     } else {
       permit.success();
-      if (events.wants("success")) events.emit("success", { key: breaker.key, state: "closed" });
+      if (events.wants("success"))
+        events.emit("success", { key: breaker.key, state: breaker.state });
     }
   }
 
@@ -260,11 +281,11 @@ function requestForKey(url: string, input: FetchInput, init: RequestInit | undef
 class Timeout {
   readonly signal: AbortSignal;
   fired = false;
-  private readonly timer: ReturnType<typeof setTimeout>;
+  readonly #timer: ReturnType<typeof setTimeout>;
 
   constructor(key: string, ms: number, callerSignal: AbortSignal | undefined) {
     const controller = new AbortController();
-    this.timer = setTimeout(() => {
+    this.#timer = setTimeout(() => {
       this.fired = true;
       controller.abort(
         new DOMException(`cbfetch: no response from ${key} within ${ms} ms`, "TimeoutError"),
@@ -276,6 +297,6 @@ class Timeout {
   }
 
   clear(): void {
-    clearTimeout(this.timer);
+    clearTimeout(this.#timer);
   }
 }

@@ -16,6 +16,7 @@ export function isFailureStatus(response: Response): boolean {
   }
 }
 
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DELTA_SECONDS = /^\d+$/;
 // IMF-fixdate, RFC 850 and asctime all start with a day name.
 const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /;
@@ -57,6 +58,12 @@ export function isCallersMistake(
   if (init.body != null && (method === "GET" || method === "HEAD")) return true;
   if (isStream(init.body) && (init as { duplex?: unknown }).duplex === undefined) return true;
   try {
+    // Some Headers implementations defer this check to the network layer.
+    let badHeader = false;
+    new Headers(init.headers).forEach((value, name) => {
+      badHeader ||= !HEADER_NAME.test(name) || /[\0\r\n]/.test(value);
+    });
+    if (badHeader) return true;
     // Never `new Request(request, init)`: that would take and disturb the request's body.
     const base = typeof input === "object" && "url" in input ? input : undefined;
     new Request(url, {

@@ -35,24 +35,24 @@ export class CircuitEvent extends Event {
  * can skip building events nobody listens to.
  */
 export class CircuitEvents extends EventTarget {
-  private readonly wanted = new Set<string>();
+  readonly #wanted = new Set<string>();
 
   override addEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: AddEventListenerOptions | boolean,
   ): void {
-    this.wanted.add(type);
+    this.#wanted.add(type);
     super.addEventListener(type, listener, options);
   }
 
   /** Whether an event of this type could reach a listener. */
   wants(type: CircuitEventType): boolean {
-    return this.wanted.has(type);
+    return this.#wanted.has(type);
   }
 
   /** Dispatches a {@link CircuitEvent} if anyone listens; a throwing listener cannot break a call. */
   emit(type: CircuitEventType, init: CircuitEventInit): void {
-    if (this.wanted.has(type)) this.dispatchEvent(new CircuitEvent(type, init));
+    if (this.#wanted.has(type)) this.dispatchEvent(new CircuitEvent(type, init));
   }
 }

@@ -5,9 +5,10 @@
  * `new URL`. The result is always what `new URL(url).origin` would give.
  */
 export function fastOrigin(url: string): string | undefined {
+  // `lastIndexOf(x, 0) === 0` is a prefix test; `startsWith` is several times slower in Node 20.
   let start: number;
-  if (url.startsWith("https://")) start = 8;
-  else if (url.startsWith("http://")) start = 7;
+  if (url.lastIndexOf("https://", 0) === 0) start = 8;
+  else if (url.lastIndexOf("http://", 0) === 0) start = 7;
   else return undefined;
   let colon = -1;
   let lastDot = start - 1;
@@ -27,7 +28,8 @@ export function fastOrigin(url: string): string | undefined {
     }
   }
   const hostEnd = colon >= 0 ? colon : end;
-  if (hostEnd === start || url.includes("xn--", start)) return undefined;
+  // IDNA labels are validated by the parser: leave them to it.
+  if (hostEnd === start || url.lastIndexOf("xn--", hostEnd) >= start) return undefined;
   if (colon >= 0) {
     const port = url.slice(colon + 1, end);
     // Empty, zero-padded, default or out-of-range ports are rewritten by the parser.

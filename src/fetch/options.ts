@@ -1,10 +1,11 @@
 import {
   BREAKER_OPTION_NAMES,
-  checkFunction,
+  badOption,
   checkKnownKeys,
-  checkNumber,
+  checkNumbers,
   checkObject,
-  describe,
+  checkType,
+  type NumberRule,
   type ResolvedBreakerOptions,
   resolveBreakerOptions,
 } from "../breaker/options.js";
@@ -26,84 +27,60 @@ export interface ResolvedCbFetchOptions {
   readonly fallbackOrigins: ReadonlyMap<string, readonly string[]> | undefined;
 }
 
-const FETCH_OPTION_NAMES = [
+const FETCH_NUMBERS: Record<string, NumberRule> = {
+  timeoutMs: [undefined, 0, "above"],
+  maxBreakers: [1000, 1, "integer"],
+  maxConcurrent: [undefined, 1, "integer"],
+  maxQueue: [0, 0, "integer"],
+};
+const FUNCTIONS = ["fetch", "keyOf", "isFailure", "fallback"] as const;
+
+const OPTION_NAMES = [
   ...BREAKER_OPTION_NAMES,
-  "fetch",
-  "keyOf",
-  "isFailure",
-  "timeoutMs",
+  ...Object.keys(FETCH_NUMBERS),
+  ...FUNCTIONS,
   "respectRetryAfter",
-  "maxBreakers",
-  "maxConcurrent",
-  "maxQueue",
-  "fallback",
   "fallbackOrigins",
 ];
 
 /** Validates `createCbFetch` options; throws a TypeError or RangeError naming the bad one. */
 export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchOptions {
-  checkKnownKeys("createCbFetch", checkObject("options", options), FETCH_OPTION_NAMES);
-  const positive = { minExclusive: true };
-  const fn = <T>(name: keyof CbFetchOptions, value: T) =>
-    value === undefined ? undefined : checkFunction(name, value);
-  const respectRetryAfter = options.respectRetryAfter ?? true;
-  if (typeof respectRetryAfter !== "boolean") {
-    throw new TypeError(
-      `cbfetch: option "respectRetryAfter" must be a boolean, got ${describe(respectRetryAfter)}`,
-    );
-  }
+  checkKnownKeys("createCbFetch", checkObject("options", options), OPTION_NAMES);
+  for (const name of FUNCTIONS) checkType(name, options[name], "function");
+  const { fallbackOrigins, respectRetryAfter = true } = options;
   return {
+    ...(checkNumbers(FETCH_NUMBERS, options) as unknown as ResolvedCbFetchOptions),
     breaker: resolveBreakerOptions(options),
-    fetch: fn("fetch", options.fetch),
-    keyOf: fn("keyOf", options.keyOf),
-    isFailure: fn("isFailure", options.isFailure) ?? isFailureStatus,
-    timeoutMs:
-      options.timeoutMs === undefined
-        ? undefined
-        : checkNumber("timeoutMs", options.timeoutMs, positive),
-    respectRetryAfter,
-    maxBreakers: checkNumber("maxBreakers", options.maxBreakers ?? 1000, { min: 1, integer: true }),
-    maxConcurrent:
-      options.maxConcurrent === undefined
-        ? undefined
-        : checkNumber("maxConcurrent", options.maxConcurrent, { min: 1, integer: true }),
-    maxQueue: checkNumber("maxQueue", options.maxQueue ?? 0, { integer: true }),
-    fallback: fn("fallback", options.fallback),
-    fallbackOrigins:
-      options.fallbackOrigins === undefined
-        ? undefined
-        : resolveFallbackOrigins(options.fallbackOrigins),
+    fetch: options.fetch,
+    keyOf: options.keyOf,
+    isFailure: options.isFailure ?? isFailureStatus,
+    respectRetryAfter: checkType("respectRetryAfter", respectRetryAfter, "boolean"),
+    fallback: options.fallback,
+    fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
   };
 }
 
 /** Checks that every key and alternate is an http(s) origin, and normalizes them. */
 function resolveFallbackOrigins(value: unknown): Map<string, readonly string[]> {
-  const table = checkObject("fallbackOrigins", value);
   const result = new Map<string, readonly string[]>();
-  for (const [from, alternates] of Object.entries(table)) {
+  for (const [from, alternates] of Object.entries(checkObject("fallbackOrigins", value))) {
     const name = `fallbackOrigins[${JSON.stringify(from)}]`;
-    if (!Array.isArray(alternates)) {
-      throw new TypeError(
-        `cbfetch: option "${name}" must be an array of origins, got ${describe(alternates)}`,
-      );
-    }
+    if (!Array.isArray(alternates)) badOption(name, "an array", alternates);
     result.set(
-      normalizeOrigin(name, from),
-      alternates.map((origin) => normalizeOrigin(name, origin)),
+      toOrigin(name, from),
+      alternates.map((origin) => toOrigin(name, origin)),
     );
   }
   return result;
 }
 
-function normalizeOrigin(name: string, value: unknown): string {
+function toOrigin(name: string, value: unknown): string {
   let url: URL | undefined;
   try {
-    url = typeof value === "string" ? new URL(value) : undefined;
+    url = new URL(value as string);
   } catch {}
-  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    throw new TypeError(
-      `cbfetch: option "${name}" must hold http(s) origins, got ${describe(value)}`,
-    );
+  if (typeof value !== "string" || !/^https?:$/.test(url?.protocol ?? "")) {
+    badOption(name, "http(s) origins", value);
   }
-  return url.origin;
+  return (url as URL).origin;
 }

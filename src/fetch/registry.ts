@@ -1,6 +1,7 @@
 import { Breaker, type TransitionListener } from "../breaker/breaker.js";
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
 import { Bulkhead } from "./bulkhead.js";
+import { originOf } from "./key.js";
 
 /** One key's breaker, its optional bulkhead, and a recently-used bit for eviction. */
 export interface Entry {
@@ -22,52 +23,96 @@ export interface RegistryOptions {
  * entry on every call.
  */
 export class Registry {
-  private readonly entries = new Map<string, Entry>();
+  readonly #entries = new Map<string, Entry>();
+  // The entry of the last origin looked up by URL: most apps talk to one or two origins, and
+  // a prefix check on the URL is far cheaper than parsing out and hashing a fresh key.
+  #last: Entry | undefined;
+  #lastUrl = "";
 
-  constructor(
-    private readonly options: RegistryOptions,
-    private readonly listener: TransitionListener,
-  ) {}
+  readonly #options: RegistryOptions;
+  readonly #listener: TransitionListener;
+
+  constructor(options: RegistryOptions, listener: TransitionListener) {
+    this.#options = options;
+    this.#listener = listener;
+  }
 
   /** The entry for `key`, created (evicting if full) when new. */
   get(key: string): Entry {
-    const entry = this.entries.get(key);
+    const entry = this.#entries.get(key);
     if (entry !== undefined) {
       entry.used = true;
       return entry;
     }
-    if (this.entries.size >= this.options.maxBreakers) this.evictOne();
-    const { maxConcurrent, maxQueue } = this.options;
+    if (this.#entries.size >= this.#options.maxBreakers) this.#evictOne();
+    const { maxConcurrent, maxQueue } = this.#options;
     const created: Entry = {
-      breaker: new Breaker(this.options.breaker, key, this.listener),
+      breaker: new Breaker(this.#options.breaker, key, this.#listener),
       bulkhead: maxConcurrent === undefined ? undefined : new Bulkhead(maxConcurrent, maxQueue),
       used: false,
     };
-    this.entries.set(key, created);
+    this.#entries.set(key, created);
     return created;
+  }
+
+  /**
+   * The entry for a URL's origin, or `undefined` when the URL has no origin to guard. A URL
+   * that starts with the last origin followed by `/`, `?`, `#` or nothing has that origin: a
+   * serialized origin parses back to itself, and the delimiter ends its host and port.
+   */
+  forUrl(url: string): Entry | undefined {
+    const last = this.#last;
+    if (last !== undefined) {
+      // The same URL again (polling) is one comparison. (`startsWith` is slow in Node 20.)
+      if (url === this.#lastUrl) {
+        last.used = true;
+        return last;
+      }
+      const { key } = last.breaker;
+      const next = url.charCodeAt(key.length);
+      if (
+        (next === 47 /* / */ || next === 63 /* ? */ || next === 35 /* # */ || Number.isNaN(next)) &&
+        url.lastIndexOf(key, 0) === 0
+      ) {
+        last.used = true;
+        this.#lastUrl = url;
+        return last;
+      }
+    }
+    const key = originOf(url);
+    if (key === undefined) return undefined;
+    this.#last = this.get(key);
+    this.#lastUrl = url;
+    return this.#last;
   }
 
   /** The entry for `key` if it exists; does not count as a use. */
   peek(key: string): Entry | undefined {
-    return this.entries.get(key);
+    return this.#entries.get(key);
   }
 
   values(): IterableIterator<Entry> {
-    return this.entries.values();
+    return this.#entries.values();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.#entries.size;
   }
 
-  private evictOne(): void {
+  #evictOne(): void {
     // Entries used since the last sweep get a second chance at the back of the line; Map
     // iteration visits them again, now unmarked, so this always ends.
-    for (const [key, entry] of this.entries) {
-      this.entries.delete(key);
-      if (!entry.used) return;
+    for (const [key, entry] of this.#entries) {
+      this.#entries.delete(key);
+      if (!entry.used) {
+        if (entry === this.#last) {
+          this.#last = undefined;
+          this.#lastUrl = "";
+        }
+        return;
+      }
       entry.used = false;
-      this.entries.set(key, entry);
+      this.#entries.set(key, entry);
     }
   }
 }

@@ -1,0 +1,155 @@
+// Checks the package as a user meets it: `npm pack`, publint and arethetypeswrong on the
+// tarball, an install into an empty folder, a real import from Node (and a type check of a
+// TypeScript consumer), and the size budget. Run after `npm run build` (npm test does both).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+
+const root = resolve(import.meta.dirname, "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const run = (cmd, args, cwd = root) =>
+  execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+
+/**
+ * Size ceilings in bytes, min+gzip, dependencies excluded. DESIGN §6 asks for 4096 B for the
+ * core; today's core is above it (see README "Performance"), so this ceiling only stops it
+ * from growing until the size work (issue 7) brings it down to the bar.
+ */
+const BUDGETS = { ".": 6600 };
+const TARGETS = { ".": 4096 };
+
+let passed = 0;
+let failed = 0;
+function check(name, ok, detail = "") {
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}${detail ? `: ${detail}` : ""}`);
+  if (ok) passed++;
+  else failed++;
+}
+
+const work = mkdtempSync(join(tmpdir(), "cbfetch-pack-"));
+try {
+  // 1. Pack exactly what npm would publish.
+  const [{ filename, files }] = JSON.parse(
+    run("npm", ["pack", "--json", "--pack-destination", work]),
+  );
+  const tarball = join(work, filename);
+  const paths = files.map((f) => f.path);
+  check(
+    "tarball holds dist, README and no sources or tests",
+    paths.includes("dist/index.js") &&
+      paths.includes("README.md") &&
+      !paths.some((p) => p.startsWith("src/") || p.startsWith("test/")),
+    `${paths.length} files`,
+  );
+
+  // 2. publint and arethetypeswrong on the tarball.
+  const lint = run(bin("publint"), ["run", tarball, "--strict"]);
+  check("publint", !/error|warning/i.test(lint), lint.trim().split("\n").at(-1));
+  let attw = "";
+  let attwOk = true;
+  try {
+    attw = run(bin("attw"), [tarball, "--profile", "esm-only", "--format", "ascii"]);
+  } catch (error) {
+    attwOk = false;
+    attw = String(error.stdout ?? error);
+  }
+  check("arethetypeswrong (esm-only)", attwOk, attwOk ? "" : attw);
+
+  // 3. Install into an empty folder and use it from Node.
+  const app = join(work, "app");
+  run("mkdir", ["-p", app]);
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", type: "module" }));
+  run("npm", ["install", "--no-audit", "--no-fund", "--silent", tarball], app);
+  writeFileSync(
+    join(app, "smoke.mjs"),
+    `import { cbFetch, createCbFetch, CircuitOpenError, createBreaker } from "cbfetch";
+import { createServer } from "node:http";
+const server = createServer((req, res) => { res.writeHead(503); res.end(); });
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const url = "http://127.0.0.1:" + server.address().port + "/";
+const cb = createCbFetch({ failureThreshold: 2 });
+let hits = 0;
+server.on("request", () => hits++);
+await cb(url); await cb(url);
+const error = await cb(url).catch((e) => e);
+if (!(error instanceof CircuitOpenError) || hits !== 2) throw new Error("breaker did not open");
+if (typeof cbFetch !== "function" || createBreaker().state !== "closed") throw new Error("exports");
+await cb.close();
+server.close();
+console.log("imported and tripped: " + error.message);
+`,
+  );
+  const smoke = run("node", ["smoke.mjs"], app);
+  check("installed package imports and trips in Node", smoke.includes("tripped"), smoke.trim());
+
+  writeFileSync(
+    join(app, "consumer.ts"),
+    `import { cbFetch, createCbFetch, CircuitOpenError, createBreaker, type CircuitState } from "cbfetch";
+const cb = createCbFetch({ failureThreshold: 3, timeoutMs: 1000 });
+const state: CircuitState = cb.state("https://api.example.com");
+cb.addEventListener("statechange", (event) => console.log(event.key, event.previousState, event.state));
+const breaker = createBreaker({ openMs: 1000 });
+const permit = breaker.allow();
+permit?.success();
+export async function get(): Promise<Response | CircuitOpenError> {
+  return cbFetch("https://api.example.com").catch((e: CircuitOpenError) => e);
+}
+export { state };
+`,
+  );
+  writeFileSync(
+    join(app, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        target: "ES2022",
+        lib: ["ES2022", "DOM", "ESNext.Disposable"],
+        types: [],
+        noEmit: true,
+      },
+      files: ["consumer.ts"],
+    }),
+  );
+  let typeErrors = "";
+  try {
+    run(bin("tsc"), ["-p", join(app, "tsconfig.json")], app);
+  } catch (error) {
+    typeErrors = String(error.stdout ?? error);
+  }
+  check(
+    "a strict TypeScript consumer type-checks against the installed package",
+    !typeErrors,
+    typeErrors,
+  );
+
+  // 4. Size budget: each entry bundled and minified, dependencies external, then gzipped.
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  for (const [entry, budget] of Object.entries(BUDGETS)) {
+    const file = pkg.exports[entry].default;
+    const result = await build({
+      entryPoints: [join(root, file)],
+      bundle: true,
+      minify: true,
+      format: "esm",
+      write: false,
+      platform: "neutral",
+      packages: "external",
+    });
+    const bytes = gzipSync(result.outputFiles[0].contents, { level: 9 }).length;
+    check(
+      `size of "cbfetch${entry.slice(1)}" min+gzip`,
+      bytes <= budget,
+      `${bytes} B (ceiling ${budget} B; DESIGN target ${TARGETS[entry]} B: ${bytes <= TARGETS[entry] ? "meets" : "misses"})`,
+    );
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+console.log(`package: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
