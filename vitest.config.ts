@@ -16,6 +16,8 @@ export default defineConfig({
         test: {
           name: "happy-dom",
           environment: "happy-dom",
+          // happy-dom logs every failed fetch to the console, which the tests cause on purpose.
+          onConsoleLog: (log) => !/^(GET|POST|PUT) http|socket hang up|ECONNRESET/.test(log),
           include: ["test/fetch*.test.ts"],
         },
       },

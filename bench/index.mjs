@@ -25,6 +25,11 @@ const HOT_PATH_BAR_NS = 200; // DESIGN §6: closed-state overhead per call, orig
 const URL_STRING = "https://api.example.com/items?id=1";
 const RESULTS_FILE = new URL("./results.json", import.meta.url);
 
+// Real apps call many paths on one origin: the same origin with 64 different paths and queries.
+const PATHS = Array.from(
+  { length: 64 },
+  (_, i) => `https://api.example.com/items/${i}?page=${i % 7}`,
+);
 const response = new Response(null, { status: 200 });
 /** The stub fetch: resolves at once with the same Response. */
 const stub = async (_input, _init) => response;
@@ -65,6 +70,12 @@ function createVariants() {
       name: "cbfetch (consecutive, default)",
       async run(n) {
         for (let i = 0; i < n; i++) await cb(URL_STRING);
+      },
+    },
+    {
+      name: "cbfetch (64 paths, one origin)",
+      async run(n) {
+        for (let i = 0; i < n; i++) await cb(PATHS[i & 63]);
       },
     },
     {

@@ -248,7 +248,8 @@ export class Breaker {
     this.#successCount++;
     if (this.#code === CLOSED) {
       this.#consecutive = 0;
-      if (this.#policy.timed) this.#policy.success(this.#options.clock.now());
+      // Only a time-window policy needs successes (and the clock): skip both otherwise.
+      if (this.#options.failureRate !== undefined) this.#policy.success(this.#options.clock.now());
     } else if (this.#code === HALF_OPEN) {
       if (++this.#probeSuccesses >= this.#options.successThreshold) this.#close();
     }

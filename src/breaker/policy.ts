@@ -5,8 +5,6 @@ import type { FailureRateOptions } from "./types.js";
  * counts outcomes in the closed state.
  */
 export interface TripPolicy {
-  /** Whether `success`/`failure` use `now`; an untimed policy lets the hot path skip the clock. */
-  readonly timed: boolean;
   success(now: number): void;
   /** Returns true when the circuit should open. */
   failure(now: number, consecutiveFailures: number): boolean;
@@ -15,7 +13,6 @@ export interface TripPolicy {
 
 /** Opens after `threshold` consecutive failures (the breaker keeps the count). */
 export class ConsecutivePolicy implements TripPolicy {
-  readonly timed = false;
   readonly #threshold: number;
   constructor(threshold: number) {
     this.#threshold = threshold;
@@ -35,7 +32,6 @@ const BUCKETS = 10;
  * and moving to a new bucket clears at most 10 slots.
  */
 export class FailureRatePolicy implements TripPolicy {
-  readonly timed = true;
   readonly #bucketMs: number;
   // Allocated on first use, so an idle breaker costs nothing here.
   #calls: Uint32Array | undefined;

@@ -100,8 +100,29 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    const { slowCallMs } = config.breaker;
-    const start = slowCallMs === undefined ? 0 : clock.now();
+    if (config.timeoutMs !== undefined || config.breaker.slowCallMs !== undefined) {
+      return attemptTimed(breaker, permit, url, input, init);
+    }
+    let response: Response;
+    try {
+      response = await fetchImpl()(input, init);
+    } catch (error) {
+      onRejected(breaker, permit, url, input, init, error, false);
+      throw error;
+    }
+    onResponse(breaker, permit, response, 0);
+    return response;
+  }
+
+  /** {@link attempt} with cbfetch's own timeout and/or the slow-call clock. */
+  async function attemptTimed(
+    breaker: Breaker,
+    permit: Permit,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+  ): Promise<Response> {
+    const start = clock.now();
     const timeout =
       config.timeoutMs === undefined
         ? undefined
@@ -110,11 +131,11 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     try {
       response = await fetchImpl()(input, timeout ? { ...init, signal: timeout.signal } : init);
     } catch (error) {
-      timeout?.clear();
       onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
       throw error;
+    } finally {
+      timeout?.clear();
     }
-    timeout?.clear();
     onResponse(breaker, permit, response, start);
     return response;
   }

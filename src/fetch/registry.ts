@@ -63,19 +63,20 @@ export class Registry {
   forUrl(url: string): Entry | undefined {
     const last = this.#last;
     if (last !== undefined) {
-      // The same URL again (polling) is one comparison. (`startsWith` is slow in Node 20.)
+      // The URL that found this entry, again (polling), is one comparison. Only the slow path
+      // below stores it: a store per call costs more than it saves when paths vary.
       if (url === this.#lastUrl) {
         last.used = true;
         return last;
       }
       const { key } = last.breaker;
       const next = url.charCodeAt(key.length);
+      // `lastIndexOf(key, 0) === 0` is a prefix test; `startsWith` is slower in Node 20.
       if (
         (next === 47 /* / */ || next === 63 /* ? */ || next === 35 /* # */ || Number.isNaN(next)) &&
         url.lastIndexOf(key, 0) === 0
       ) {
         last.used = true;
-        this.#lastUrl = url;
         return last;
       }
     }

@@ -1,0 +1,50 @@
+// `npm test`: build, type check, lint, the vitest suite (Node and happy-dom), then the
+// packed-package checks. Ends with one summary line: "tests: N passed, N failed".
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+
+const report = ".artifacts/vitest.json";
+mkdirSync(".artifacts", { recursive: true });
+
+function step(name, command, args) {
+  console.log(`\n▶ ${name}`);
+  const result = spawnSync(command, args, { stdio: ["ignore", "inherit", "inherit"] });
+  return result.status === 0;
+}
+
+let passed = 0;
+let failed = 0;
+const steps = [
+  ["build", "npm", ["run", "--silent", "build"]],
+  ["type check", "npm", ["run", "--silent", "typecheck"]],
+  ["lint and format (Biome)", "npm", ["run", "--silent", "lint"]],
+];
+for (const [name, command, args] of steps) {
+  if (step(name, command, args)) continue;
+  console.log(`tests: ${passed} passed, 1 failed`);
+  process.exit(1);
+}
+
+const vitestOk = step("vitest", "npx", [
+  "vitest",
+  "run",
+  "--reporter=default",
+  "--reporter=json",
+  `--outputFile.json=${report}`,
+]);
+try {
+  const results = JSON.parse(readFileSync(report, "utf8"));
+  passed += results.numPassedTests;
+  failed += results.numFailedTests;
+} catch {
+  failed++;
+}
+if (!vitestOk && failed === 0) failed++;
+
+const packageOk = step("packed package", "node", ["scripts/check-package.mjs"]);
+// check-package prints its own counts; count the step as one more failure if it crashed.
+if (!packageOk) failed++;
+else passed++;
+
+console.log(`\ntests: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
