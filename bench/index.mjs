@@ -215,7 +215,7 @@ function environment() {
 }
 
 /**
- * JSON as Biome formats it (so `npm run lint` stays clean after a run): 2-space indent,
+ * JSON for `bench/results.json` (git-ignored): 2-space indent,
  * ns rounded to 0.1 and ratios to 0.01, short arrays of numbers on one line.
  */
 function toJson(data) {

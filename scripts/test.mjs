@@ -17,7 +17,7 @@ let failed = 0;
 const steps = [
   ["build", "npm", ["run", "--silent", "build"]],
   ["type check", "npm", ["run", "--silent", "typecheck"]],
-  ["lint and format (Biome)", "npm", ["run", "--silent", "lint"]],
+  ["lint and format (ESLint + Prettier)", "npm", ["run", "--silent", "lint"]],
 ];
 for (const [name, command, args] of steps) {
   if (step(name, command, args)) continue;

@@ -243,6 +243,22 @@ describe("fetch semantics pass through", () => {
     expect(cb.snapshot().map((s) => s.key)).toEqual([server.origin]);
   });
 
+  it("resolves relative URLs against location where there is one", async (context) => {
+    const happyDOM = (globalThis as { happyDOM?: { setURL(url: string): void } }).happyDOM;
+    if (happyDOM === undefined) return context.skip(); // plain Node has no location
+    happyDOM.setURL(`${server.origin}/app/page`);
+    const cb = make({ failureThreshold: 1 });
+    server.handle(respond(200, "relative"));
+    expect(await (await cb("/api/items?x=1")).text()).toBe("relative");
+    expect(server.received.at(-1)?.url).toBe("/api/items?x=1");
+    expect(cb.snapshot().map((s) => s.key)).toEqual([server.origin]);
+    expect(cb.state("/api")).toBe("closed");
+    server.handle(respond(503));
+    await cb("./other");
+    expect(server.received.at(-1)?.url).toBe("/app/other");
+    expect(cb.state("/anything")).toBe("open");
+  });
+
   it("streams a large response without buffering it", async () => {
     const cb = make();
     const big = "x".repeat(2_000_000);
