@@ -19,8 +19,8 @@ import CircuitBreaker from "opossum";
 import { CircuitOpenError, createCbFetch } from "../dist/index.js";
 
 const WARMUP = 200_000;
-const ROUNDS = 7;
-const ITERATIONS = 200_000;
+const ROUNDS = 15;
+const ITERATIONS = 100_000;
 const HOT_PATH_BAR_NS = 200; // DESIGN §6: closed-state overhead per call, origin key included
 const URL_STRING = "https://api.example.com/items?id=1";
 const RESULTS_FILE = new URL("./results.json", import.meta.url);
@@ -162,15 +162,19 @@ async function measure(variants) {
   return samples;
 }
 
+/**
+ * Per variant: median ns/op, and overhead paired per round (this variant's run minus the raw
+ * run of the same round, then the median over rounds), which cancels machine-load drift.
+ */
 function summarise(samples) {
-  const rawNs = median(samples.get("raw stub"));
+  const raw = samples.get("raw stub");
   return [...samples].map(([name, values]) => {
     const ns = median(values);
     return {
       name,
       nsPerOp: ns,
-      overheadNs: ns - rawNs,
-      ratioToRaw: ns / rawNs,
+      overheadNs: median(values.map((v, round) => v - raw[round])),
+      ratioToRaw: median(values.map((v, round) => v / raw[round])),
       minNs: Math.min(...values),
       maxNs: Math.max(...values),
       samplesNs: values,
@@ -178,25 +182,33 @@ function summarise(samples) {
   });
 }
 
-/** The DESIGN §6 hot-path bar: cbfetch's overhead against the cheapest configuration of each. */
-function checkBar(rows) {
+/** Median over rounds of (a's run − b's run) in the same round: negative when a is cheaper. */
+function pairedDifference(samples, a, b) {
+  const bs = samples.get(b);
+  return median(samples.get(a).map((v, round) => v - bs[round]));
+}
+
+/** The DESIGN §6 hot-path bar: cbfetch's overhead, and paired differences with each peer. */
+function checkBar(rows, samples) {
   const row = (name) => rows.find((r) => r.name === name);
-  const cbfetch = row("cbfetch (consecutive, default)").overheadNs;
-  const cockatiel = Math.min(
-    row("cockatiel ConsecutiveBreaker").overheadNs,
-    row("cockatiel SamplingBreaker").overheadNs,
+  const cbfetch = "cbfetch (consecutive, default)";
+  const versus = (peer) => pairedDifference(samples, cbfetch, peer);
+  const cockatiel = Math.max(
+    versus("cockatiel ConsecutiveBreaker"),
+    versus("cockatiel SamplingBreaker"),
   );
-  const opossum = Math.min(
-    row("opossum (timeout: false)").overheadNs,
-    row("opossum (default 10 s timeout)").overheadNs,
+  const opossum = Math.max(
+    versus("opossum (timeout: false)"),
+    versus("opossum (default 10 s timeout)"),
   );
+  const overhead = row(cbfetch).overheadNs;
   return {
-    cbfetchOverheadNs: cbfetch,
-    cheapestCockatielOverheadNs: cockatiel,
-    cheapestOpossumOverheadNs: opossum,
-    underBar: cbfetch < HOT_PATH_BAR_NS,
-    belowCockatiel: cbfetch < cockatiel,
-    belowOpossum: cbfetch < opossum,
+    cbfetchOverheadNs: overhead,
+    minusCheapestCockatielNs: cockatiel,
+    minusCheapestOpossumNs: opossum,
+    underBar: overhead < HOT_PATH_BAR_NS,
+    belowCockatiel: cockatiel < 0,
+    belowOpossum: opossum < 0,
   };
 }
 
@@ -245,7 +257,7 @@ function print(env, rows, checks) {
       (env.gcExposed ? "" : " (no --expose-gc: gc between variants skipped)"),
   );
   console.log("");
-  console.log("| variant | ns/op | overhead ns | ratio to raw |");
+  console.log("| variant | ns/op | overhead ns (paired) | ratio to raw (paired) |");
   console.log("| --- | ---: | ---: | ---: |");
   for (const r of rows) {
     console.log(
@@ -260,11 +272,12 @@ function print(env, rows, checks) {
   console.log(
     `cbfetch closed-state overhead ${ns} ns: ${verdict(checks.underBar)} < ${HOT_PATH_BAR_NS} ns`,
   );
+  const signed = (n) => `${n > 0 ? "+" : ""}${fmt(n)}`;
   console.log(
-    `below cockatiel (cheapest ${fmt(checks.cheapestCockatielOverheadNs)} ns): ${verdict(checks.belowCockatiel)}`,
+    `below cockatiel: ${verdict(checks.belowCockatiel)} (paired, vs its cheaper breaker: ${signed(checks.minusCheapestCockatielNs)} ns/call)`,
   );
   console.log(
-    `below opossum (cheapest ${fmt(checks.cheapestOpossumOverheadNs)} ns): ${verdict(checks.belowOpossum)}`,
+    `below opossum: ${verdict(checks.belowOpossum)} (paired, vs its cheaper setup: ${signed(checks.minusCheapestOpossumNs)} ns/call)`,
   );
 }
 
@@ -278,7 +291,7 @@ async function main() {
   if (setup.cbOpen.state(URL_STRING) !== "open") throw new Error("open circuit did not stay open");
   const env = environment();
   const rows = summarise(samples);
-  const checks = checkBar(rows);
+  const checks = checkBar(rows, samples);
   print(env, rows, checks);
   writeFileSync(RESULTS_FILE, toJson({ environment: env, rows, checks }));
 }

@@ -296,6 +296,20 @@ describe("fetch semantics pass through", () => {
     expect(stub).toHaveBeenCalledWith("https://api.example.com/x", undefined);
   });
 
+  it("a fetch that throws synchronously still gives a rejected promise, counted", async () => {
+    const boom = new Error("boom");
+    const cb = make({
+      failureThreshold: 1,
+      fetch: () => {
+        throw boom;
+      },
+    });
+    const pending = cb("https://api.example.com/");
+    expect(pending).toBeInstanceOf(Promise);
+    await expect(pending).rejects.toBe(boom);
+    expect(cb.state("https://api.example.com")).toBe("open");
+  });
+
   it("the default cbFetch instance works", async () => {
     server.handle(respond(200, "default"));
     expect(await (await cbFetch(url("/d"))).text()).toBe("default");

@@ -93,51 +93,38 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     return attempt(entry.breaker, permit, url, input, init);
   }
 
-  async function attempt(
+  // `.then` rather than an async function: one promise less per call, measurably cheaper.
+  function attempt(
     breaker: Breaker,
     permit: Permit,
     url: string,
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    if (config.timeoutMs !== undefined || config.breaker.slowCallMs !== undefined) {
-      return attemptTimed(breaker, permit, url, input, init);
-    }
-    let response: Response;
-    try {
-      response = await fetchImpl()(input, init);
-    } catch (error) {
-      onRejected(breaker, permit, url, input, init, error, false);
-      throw error;
-    }
-    onResponse(breaker, permit, response, 0);
-    return response;
-  }
-
-  /** {@link attempt} with cbfetch's own timeout and/or the slow-call clock. */
-  async function attemptTimed(
-    breaker: Breaker,
-    permit: Permit,
-    url: string,
-    input: FetchInput,
-    init: RequestInit | undefined,
-  ): Promise<Response> {
-    const start = clock.now();
+    const { timeoutMs } = config;
+    const start = config.breaker.slowCallMs === undefined ? 0 : clock.now();
     const timeout =
-      config.timeoutMs === undefined
+      timeoutMs === undefined
         ? undefined
-        : new Timeout(breaker.key, config.timeoutMs, signalOf(input, init));
-    let response: Response;
+        : new Timeout(breaker.key, timeoutMs, signalOf(input, init));
+    let pending: Promise<Response>;
     try {
-      response = await fetchImpl()(input, timeout ? { ...init, signal: timeout.signal } : init);
+      pending = fetchImpl()(input, timeout ? { ...init, signal: timeout.signal } : init);
     } catch (error) {
-      onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
-      throw error;
-    } finally {
-      timeout?.clear();
+      pending = Promise.reject(error); // a fetch that throws synchronously still rejects
     }
-    onResponse(breaker, permit, response, start);
-    return response;
+    return pending.then(
+      (response) => {
+        timeout?.clear();
+        onResponse(breaker, permit, response, start);
+        return response;
+      },
+      (error: unknown) => {
+        timeout?.clear();
+        onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
+        throw error;
+      },
+    );
   }
 
   function onResponse(breaker: Breaker, permit: Permit, response: Response, start: number) {
