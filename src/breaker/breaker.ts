@@ -27,7 +27,7 @@ export class Permit {
   /** Epoch ms after which a probe counts as failed (`Infinity` for closed-state permits). */
   readonly expiresAt: number;
 
-  /** @internal */
+  /** Permits come from {@link Breaker.allow}. */
   constructor(breaker: Breaker, epoch: number, probe: boolean, expiresAt: number) {
     this.breaker = breaker;
     this.epoch = epoch;
@@ -83,7 +83,7 @@ export class Breaker {
   readonly #options: ResolvedBreakerOptions;
   readonly #listener: TransitionListener | undefined;
 
-  /** Use {@link createBreaker}, or `createCbFetch(...).breaker(url)`. @internal */
+  /** Use {@link createBreaker}, or `createCbFetch(...).breaker(url)`. */
   constructor(options: ResolvedBreakerOptions, key = "", listener?: TransitionListener) {
     this.key = key;
     this.#options = options;
@@ -225,7 +225,7 @@ export class Breaker {
     this.#rejectionCount = 0;
   }
 
-  /** @internal Applies the outcome of a permit. Use the permit's methods instead. */
+  /** Applies the outcome of a permit; use the permit's methods instead. @internal */
   _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): void {
     if (permit.probe) {
       if (permit.settled) return;
