@@ -1,7 +1,8 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // The whole suite runs in plain Node; the fetch integration tests run again under happy-dom
-// (a browser-like global scope: its own fetch, Request, EventTarget and location).
+// (a browser-like global scope: its own fetch, Request, EventTarget and location). The
+// end-to-end tests in test/browser drive Debian's real Chromium (playwright-core) from Node.
 export default defineConfig({
   test: {
     projects: [
@@ -10,6 +11,7 @@ export default defineConfig({
           name: "node",
           environment: "node",
           include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/browser/**"],
         },
       },
       {
@@ -19,6 +21,16 @@ export default defineConfig({
           // happy-dom logs every failed fetch to the console, which the tests cause on purpose.
           onConsoleLog: (log) => !/^(GET|POST|PUT) http|socket hang up|ECONNRESET/.test(log),
           include: ["test/fetch*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "chromium",
+          environment: "node",
+          include: ["test/browser/**/*.browser.test.ts"],
+          // Launching Chromium takes 1–2 s; on a busy 2-core machine, much more.
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
     ],

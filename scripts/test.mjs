@@ -1,7 +1,7 @@
 // `npm test`: build, type check, lint, the vitest suite (Node and happy-dom), then the
 // packed-package checks. Ends with one summary line: "tests: N passed, N failed".
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 
 const report = ".artifacts/vitest.json";
 mkdirSync(".artifacts", { recursive: true });
@@ -23,6 +23,19 @@ for (const [name, command, args] of steps) {
   if (step(name, command, args)) continue;
   console.log(`tests: ${passed} passed, 1 failed`);
   process.exit(1);
+}
+
+// The browser tests need Debian's Chromium (these machines cannot download browsers).
+const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+if (!existsSync(chromium)) {
+  if (process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
+    step("install Debian's chromium for the browser tests", "sh", [
+      "-c",
+      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
+    ]);
+  } else {
+    console.log(`\n${chromium} is missing: install Debian's chromium or set CHROMIUM_PATH.`);
+  }
 }
 
 const vitestOk = step("vitest", "npx", [

@@ -1,7 +1,7 @@
 import { CircuitOpenError } from "../errors.js";
 import type { ResolvedBreakerOptions } from "./options.js";
 import type { TripPolicy } from "./policy.js";
-import type { BreakerStats, CircuitState, FailureKind } from "./types.js";
+import type { BreakerState, BreakerStats, CircuitState, FailureKind } from "./types.js";
 
 const CLOSED = 0;
 const OPEN = 1;
@@ -9,7 +9,10 @@ const HALF_OPEN = 2;
 type StateCode = typeof CLOSED | typeof OPEN | typeof HALF_OPEN;
 const STATE_NAMES: readonly CircuitState[] = ["closed", "open", "half-open"];
 
-/** Called on every transition, after the breaker's fields are updated. */
+/**
+ * Called after every change worth persisting: a transition (`from !== to`), or, with
+ * `from === to`, a change of the closed state's failure count. Never on a healthy call.
+ */
 export type TransitionListener = (breaker: Breaker, from: CircuitState, to: CircuitState) => void;
 
 /**
@@ -225,6 +228,35 @@ export class Breaker {
     this.#rejectionCount = 0;
   }
 
+  /** The state to persist or share: plain data, times in epoch ms. */
+  exportState(): BreakerState {
+    return {
+      state: STATE_NAMES[this.#code] as CircuitState,
+      retryAt: this.#code === OPEN ? this.#openUntil : 0,
+      reopenCount: this.#reopens,
+      consecutiveFailures: this.#consecutive,
+    };
+  }
+
+  /**
+   * Adopts a persisted or shared state. An open circuit keeps its remaining time (its
+   * `retryAt`, clamped to `maxOpenMs` from now: skew or corruption cannot hold it open longer);
+   * a half-open one admits fresh probes. Fires the transition listener like any change.
+   */
+  importState(state: BreakerState): void {
+    const now = this.#options.clock.now();
+    this.#reopens = state.reopenCount;
+    this.#consecutive = state.state === "closed" ? state.consecutiveFailures : 0;
+    this.#openUntil = Math.min(state.retryAt, now + this.#options.maxOpenMs);
+    const code = STATE_NAMES.indexOf(state.state) as StateCode;
+    if (code === this.#code) {
+      this.#listener?.(this, state.state, state.state);
+      return;
+    }
+    this.#policy.reset();
+    this.#transition(code);
+  }
+
   /** Applies the outcome of a permit; use the permit's methods instead. @internal */
   _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): void {
     if (permit.probe) {
@@ -247,7 +279,10 @@ export class Breaker {
   #settleSuccess(): void {
     this.#successCount++;
     if (this.#code === CLOSED) {
-      this.#consecutive = 0;
+      if (this.#consecutive !== 0) {
+        this.#consecutive = 0;
+        this.#listener?.(this, "closed", "closed");
+      }
       // Only a time-window policy needs successes (and the clock): skip both otherwise.
       if (this.#options.failureRate !== undefined) this.#policy.success(this.#options.clock.now());
     } else if (this.#code === HALF_OPEN) {
@@ -267,6 +302,7 @@ export class Breaker {
     this.#consecutive++;
     const trips = this.#policy.failure(now, this.#consecutive);
     if (retryAt !== undefined || trips) this.#open(now, retryAt, retryAt === undefined);
+    else this.#listener?.(this, "closed", "closed");
   }
 
   /** The permit a manual record applies to: the oldest probe, or the state's own. */
@@ -308,11 +344,12 @@ export class Breaker {
   }
 
   #close(): void {
+    const counted = this.#consecutive !== 0 || this.#reopens !== 0;
     this.#reopens = 0;
     this.#consecutive = 0;
     this.#policy.reset();
-    if (this.#code === CLOSED) return;
-    this.#transition(CLOSED);
+    if (this.#code !== CLOSED) this.#transition(CLOSED);
+    else if (counted) this.#listener?.(this, "closed", "closed");
   }
 
   #transition(to: StateCode): void {
@@ -323,7 +360,6 @@ export class Breaker {
     for (const probe of this.#probes) probe.settled = true;
     this.#probes = [];
     if (to === CLOSED) {
-      this.#consecutive = 0;
       this.#closedPermit = new Permit(this, this.#epoch, false, Number.POSITIVE_INFINITY);
     }
     this.#listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);

@@ -119,3 +119,14 @@ export interface BreakerStats {
   /** Calls refused (fast-failed) since creation or `reset()`. */
   rejections: number;
 }
+
+/** The part of a breaker's state that is persisted and shared: plain data, epoch ms. */
+export interface BreakerState {
+  state: CircuitState;
+  /** When an open circuit admits a probe (epoch ms); 0 unless open. */
+  retryAt: number;
+  /** Re-opens since the circuit last closed (drives the backoff). */
+  reopenCount: number;
+  /** Consecutive failures in the closed state. */
+  consecutiveFailures: number;
+}

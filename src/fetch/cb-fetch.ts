@@ -4,6 +4,7 @@ import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import { type Bulkhead, FULL } from "./bulkhead.js";
 import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
 import { CircuitEvents } from "./events.js";
+import { Persistence } from "./persistence.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
@@ -24,7 +25,11 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const config = resolveCbFetchOptions(options);
   const clock = config.breaker.clock;
   const events = new CircuitEvents();
-  const onTransition: TransitionListener = (breaker, from, to) => {
+  const onChange: TransitionListener = (breaker, from, to) => {
+    if (persistence !== undefined) {
+      const entry = registry.peek(breaker.key);
+      if (entry !== undefined) persistence.changed(entry, from !== to);
+    }
     if (from === to) return;
     events.emit("statechange", {
       key: breaker.key,
@@ -33,7 +38,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       retryAt: breaker.retryAt,
     });
   };
-  const registry = new Registry(config, onTransition);
+  const registry = new Registry(config, onChange);
+  const persistence =
+    config.store && new Persistence(config.store, registry, events, config.loadTimeoutMs);
   const fetchImpl = () => config.fetch ?? globalThis.fetch;
 
   /** The entry guarding a request, or `undefined` to pass it through untouched. */
@@ -59,6 +66,20 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       return Promise.reject(error);
     }
     if (entry === undefined) return fetchImpl()(input, init);
+    if (!entry.loaded) return afterLoad(entry, url, input, init);
+    if (entry.bulkhead !== undefined) return withBulkhead(entry, entry.bulkhead, url, input, init);
+    return guarded(entry, url, input, init);
+  }
+
+  /** A key's first call waits (briefly) for its stored state: a reload must not re-probe. */
+  async function afterLoad(
+    entry: Entry,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+  ): Promise<Response> {
+    await persistence?.hydrate(entry);
+    entry.loaded = true;
     if (entry.bulkhead !== undefined) return withBulkhead(entry, entry.bulkhead, url, input, init);
     return guarded(entry, url, input, init);
   }
@@ -231,9 +252,11 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     return config.keyOf ? config.keyOf(new Request(url)) : url.origin;
   }
 
-  async function close(): Promise<void> {}
+  async function close(): Promise<void> {
+    await persistence?.close();
+  }
 
-  const ready = Promise.resolve();
+  const ready = persistence?.ready ?? Promise.resolve();
   const api = {
     state(urlOrKey: string | URL): CircuitState {
       return registry.peek(keyForLookup(urlOrKey))?.breaker.state ?? "closed";

@@ -9,6 +9,7 @@ import {
   type ResolvedBreakerOptions,
   resolveBreakerOptions,
 } from "../breaker/options.js";
+import type { BreakerStore } from "../persist/store.js";
 import { isFailureStatus } from "./classify.js";
 import type { CbFetchOptions } from "./types.js";
 
@@ -25,6 +26,9 @@ export interface ResolvedCbFetchOptions {
   readonly maxQueue: number;
   readonly fallback: CbFetchOptions["fallback"];
   readonly fallbackOrigins: ReadonlyMap<string, readonly string[]> | undefined;
+  readonly store: BreakerStore | undefined;
+  readonly persisted: boolean;
+  readonly loadTimeoutMs: number;
 }
 
 const FETCH_NUMBERS: Record<string, NumberRule> = {
@@ -32,6 +36,7 @@ const FETCH_NUMBERS: Record<string, NumberRule> = {
   maxBreakers: [1000, 1, "integer"],
   maxConcurrent: [undefined, 1, "integer"],
   maxQueue: [0, 0, "integer"],
+  loadTimeoutMs: [200, 0, "above"],
 };
 const FUNCTIONS = ["fetch", "keyOf", "isFailure", "fallback"] as const;
 
@@ -41,6 +46,7 @@ const OPTION_NAMES = [
   ...FUNCTIONS,
   "respectRetryAfter",
   "fallbackOrigins",
+  "store",
 ];
 
 /** Validates `createCbFetch` options; throws a TypeError or RangeError naming the bad one. */
@@ -57,7 +63,18 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     respectRetryAfter: checkType("respectRetryAfter", respectRetryAfter, "boolean"),
     fallback: options.fallback,
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
+    store: options.store && checkStore(options.store),
+    persisted: options.store !== undefined,
   };
+}
+
+function checkStore(store: unknown): BreakerStore {
+  const methods = checkObject("store", store);
+  for (const name of ["load", "save"] as const)
+    checkType(`store.${name}`, methods[name], "function");
+  if (methods.load === undefined || methods.save === undefined)
+    badOption("store", "a store with load() and save()", store);
+  return store as BreakerStore;
 }
 
 /** Checks that every key and alternate is an http(s) origin, and normalizes them. */

@@ -3,11 +3,19 @@ import type { ResolvedBreakerOptions } from "../breaker/options.js";
 import { Bulkhead } from "./bulkhead.js";
 import { originOf } from "./key.js";
 
-/** One key's breaker, its optional bulkhead, and a recently-used bit for eviction. */
+/** One key's breaker, its optional bulkhead, and what the registry and the store track. */
 export interface Entry {
   readonly breaker: Breaker;
   readonly bulkhead: Bulkhead | undefined;
+  /** Used since the last eviction sweep. */
   used: boolean;
+  /** Revision of the breaker's persisted state, and who made it (see `isNewer`). */
+  rev: number;
+  writer: string;
+  /** False until the store's state for this key was looked for (always true without a store). */
+  loaded: boolean;
+  /** The pending look-up, while there is one. */
+  hydrating: Promise<void> | undefined;
 }
 
 export interface RegistryOptions {
@@ -15,6 +23,8 @@ export interface RegistryOptions {
   readonly maxBreakers: number;
   readonly maxConcurrent: number | undefined;
   readonly maxQueue: number;
+  /** Whether a store holds state to look up before a key's first call. */
+  readonly persisted: boolean;
 }
 
 /**
@@ -50,6 +60,10 @@ export class Registry {
       breaker: new Breaker(this.#options.breaker, key, this.#listener),
       bulkhead: maxConcurrent === undefined ? undefined : new Bulkhead(maxConcurrent, maxQueue),
       used: false,
+      rev: 0,
+      writer: "",
+      loaded: !this.#options.persisted,
+      hydrating: undefined,
     };
     this.#entries.set(key, created);
     return created;

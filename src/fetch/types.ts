@@ -1,6 +1,7 @@
 import type { Breaker } from "../breaker/breaker.js";
 import type { BreakerOptions, BreakerStats, CircuitState, FailureKind } from "../breaker/types.js";
 import type { BulkheadFullError, CircuitOpenError } from "../errors.js";
+import type { BreakerStore } from "../persist/store.js";
 import type { CircuitEvent } from "./events.js";
 
 /** Options of {@link createCbFetch}: every breaker option, plus how requests are guarded. */
@@ -65,6 +66,18 @@ export interface CbFetchOptions extends BreakerOptions {
    * @default undefined
    */
   fallbackOrigins?: Record<string, readonly string[]>;
+  /**
+   * Where breaker state survives reloads: `idbStore()` from `cbfetch/idb`, `memoryStore()`, or
+   * your own {@link BreakerStore}. Only keys (origins) and numbers are stored.
+   * @default undefined (state lives in this instance's memory only)
+   */
+  store?: BreakerStore;
+  /**
+   * How long a key's first call waits for its stored state before going on without it (the
+   * state is still applied when it arrives).
+   * @default 200
+   */
+  loadTimeoutMs?: number;
 }
 
 /** Fired by a {@link CbFetch} instance. Which fields are set depends on the type. */

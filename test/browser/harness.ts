@@ -1,0 +1,213 @@
+import { access, constants, mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
+
+/**
+ * A real-browser test harness: a loopback HTTP server that serves a page running `entry`
+ * (bundled for the browser) next to a switchable upstream under `/api/*`, and Debian's
+ * Chromium driven by playwright-core in a fresh profile. Page and API share one origin, so
+ * the page needs no CORS and its storage (IndexedDB) is scoped to that origin.
+ */
+
+/** What `/api/*` does: answer 200, answer 503, or drop the connection without an answer. */
+export type UpstreamMode = "ok" | "fail" | "down";
+
+export interface Upstream {
+  /** @default "ok" */
+  mode: UpstreamMode;
+  /**
+   * Every `/api/*` request that reached the server, whatever the mode. In `"down"` mode one
+   * fetch can count up to 3: Chromium retries a GET whose connection closed without a byte.
+   */
+  hits: number;
+  /** The paths (with query) of those requests, in order. */
+  readonly paths: string[];
+}
+
+export interface Harness {
+  /** `http://127.0.0.1:<port>`: the page and the upstream. */
+  readonly origin: string;
+  readonly context: BrowserContext;
+  /** The first page, already loaded. */
+  readonly page: Page;
+  readonly upstream: Upstream;
+  /**
+   * Uncaught exceptions and `console.error`s of every page of the context. The browser's own
+   * "Failed to load resource" lines for `/api/*` are left out: the upstream fails on purpose.
+   */
+  readonly errors: string[];
+  /** Milliseconds spent bundling and launching Chromium. */
+  readonly timings: { bundleMs: number; launchMs: number };
+  /** Opens another page of the same context (same profile, same storage) at `path` (default `/`). */
+  newPage(path?: string): Promise<Page>;
+  /** Closes Chromium, the server and every connection, and removes the profile directory. */
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  /** The page script (TypeScript), bundled once at startup. */
+  entry: string;
+  /** @default process.env.CHROMIUM_PATH, else /usr/bin/chromium */
+  executablePath?: string;
+}
+
+/** Flags from /work/shared/TOOLCHAIN.md: no sandbox (root in a container), and no network
+ * beyond loopback (Chromium otherwise looks up Google hosts on its own). */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+];
+
+// The empty data: icon stops the browser asking for /favicon.ico (a 404 logs a console error).
+const HTML = `<!doctype html>
+<html>
+  <head>
+    <meta charset="utf-8" />
+    <link rel="icon" href="data:," />
+    <title>cbfetch e2e</title>
+    <script type="module" src="/app.js"></script>
+  </head>
+  <body></body>
+</html>
+`;
+
+async function bundle(entry: string): Promise<string> {
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    platform: "browser",
+    write: false,
+    // Inline source maps make page errors point at the TypeScript source.
+    sourcemap: "inline",
+    logLevel: "silent",
+  });
+  const file = result.outputFiles[0];
+  if (!file) throw new Error(`esbuild produced no output for ${entry}`);
+  return file.text;
+}
+
+async function checkExecutable(path: string): Promise<void> {
+  try {
+    await access(path, constants.X_OK);
+  } catch {
+    throw new Error(
+      `Debian's chromium is needed at ${path}: apt-get install -y chromium, or set CHROMIUM_PATH`,
+    );
+  }
+}
+
+function startServer(app: string, upstream: Upstream) {
+  const send = (res: ServerResponse, status: number, type: string, body: string) => {
+    // no-store: a reload must fetch the page again, never answer it from cache.
+    res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+    res.end(body);
+  };
+  const api = (req: IncomingMessage, res: ServerResponse) => {
+    upstream.hits++;
+    upstream.paths.push(req.url ?? "");
+    if (upstream.mode === "down") req.socket.destroy();
+    else if (upstream.mode === "fail") send(res, 503, "text/plain", "upstream failing");
+    else send(res, 200, "text/plain", "ok");
+  };
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (path.startsWith("/api/")) api(req, res);
+    else if (path === "/") send(res, 200, "text/html; charset=utf-8", HTML);
+    else if (path === "/app.js") send(res, 200, "text/javascript; charset=utf-8", app);
+    else send(res, 404, "text/plain", "not found");
+  });
+  return server;
+}
+
+export async function startHarness(options: HarnessOptions): Promise<Harness> {
+  const executablePath = options.executablePath ?? process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+  await checkExecutable(executablePath);
+
+  let t = performance.now();
+  const app = await bundle(options.entry);
+  const bundleMs = performance.now() - t;
+
+  const upstream: Upstream = { mode: "ok", hits: 0, paths: [] };
+  const server = startServer(app, upstream);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+
+  let profile: string | undefined;
+  let context: BrowserContext | undefined;
+  // Safe to call twice; the server and the profile go even if closing Chromium throws.
+  const close = async () => {
+    try {
+      await context?.close();
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Chromium may still be flushing the profile for a moment after it exits.
+      if (profile) await rm(profile, { recursive: true, force: true, maxRetries: 5 });
+    }
+  };
+
+  try {
+    profile = await mkdtemp(join(tmpdir(), "cbfetch-chromium-"));
+    t = performance.now();
+    const ctx = await chromium.launchPersistentContext(profile, {
+      executablePath,
+      headless: true,
+      args: CHROMIUM_ARGS,
+    });
+    context = ctx;
+    const launchMs = performance.now() - t;
+
+    const errors: string[] = [];
+    const watch = (page: Page) => {
+      page.on("pageerror", (error) => errors.push(`pageerror: ${error.stack ?? error.message}`));
+      page.on("console", (message: ConsoleMessage) => {
+        if (message.type() !== "error") return;
+        const { url } = message.location();
+        const expected =
+          message.text().startsWith("Failed to load resource") &&
+          new URL(url, origin).pathname.startsWith("/api/");
+        if (!expected) errors.push(`console.error: ${message.text()} (${url})`);
+      });
+    };
+    ctx.on("page", watch);
+    // A persistent context opens with one blank page (no "page" event for it): use it.
+    const initial = ctx.pages()[0];
+    if (initial) watch(initial);
+    const first = initial ?? (await ctx.newPage());
+    await first.goto(origin);
+
+    const newPage = async (path = "/") => {
+      const page = await ctx.newPage();
+      await page.goto(new URL(path, origin).href);
+      return page;
+    };
+
+    return {
+      origin,
+      context: ctx,
+      page: first,
+      upstream,
+      errors,
+      timings: { bundleMs, launchMs },
+      newPage,
+      close,
+    };
+  } catch (error) {
+    // Nothing may outlive a failed start: no browser, no listening server, no temp dir.
+    await close().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,268 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  type BreakerRecord,
+  type BreakerStore,
+  CircuitOpenError,
+  type CircuitEvent,
+  createCbFetch,
+  isNewer,
+  memoryStore,
+  recordProblem,
+} from "../src/index.js";
+import { ManualClock } from "./helpers/clock.js";
+import { hang, respond, startServer, type TestServer } from "./helpers/server.js";
+
+// Persistence semantics with memoryStore and hand-made faulty stores, against a real server.
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(() => server.close());
+afterEach(() => {
+  server.dropConnections();
+  server.handle(respond(200));
+});
+const url = (path = "/") => server.origin + path;
+const rejection = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+
+/** A memoryStore that counts its writes and can be inspected. */
+function countingStore() {
+  const inner = memoryStore();
+  const store = {
+    saves: 0,
+    loads: 0,
+    load: (key: string) => {
+      store.loads++;
+      return inner.load(key);
+    },
+    save: (record: BreakerRecord) => {
+      store.saves++;
+      return inner.save(record);
+    },
+    loadAll: () => inner.loadAll?.() ?? Promise.resolve([]),
+  } satisfies BreakerStore & Record<string, unknown>;
+  return store;
+}
+
+describe("persistence with a store", () => {
+  it("a reload during an outage fails fast without a single request", async () => {
+    const clock = new ManualClock();
+    const store = memoryStore();
+    const first = createCbFetch({ store, clock, failureThreshold: 2, jitter: 0 });
+    server.handle(respond(503));
+    await first(url("/a"));
+    await first(url("/b"));
+    const retryAt = first.breaker(url()).retryAt;
+    await first.close();
+
+    const reloaded = createCbFetch({ store, clock, failureThreshold: 2, jitter: 0 });
+    await reloaded.ready;
+    expect(reloaded.state(url())).toBe("open");
+    const hits = server.hits;
+    const error = await rejection(reloaded(url("/c")));
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({ retryAt });
+    expect(server.hits).toBe(hits);
+  });
+
+  it("the first call waits for its key's state even without loadAll", async () => {
+    const clock = new ManualClock();
+    const inner = memoryStore();
+    const store: BreakerStore = { load: (k) => inner.load(k), save: (r) => inner.save(r) };
+    const first = createCbFetch({ store, clock, failureThreshold: 1 });
+    server.handle(respond(500));
+    await first(url());
+    await first.close();
+    const reloaded = createCbFetch({ store, clock, failureThreshold: 1 });
+    const hits = server.hits;
+    expect(await rejection(reloaded(url()))).toBeInstanceOf(CircuitOpenError);
+    expect(server.hits).toBe(hits);
+  });
+
+  it("restores half-open (fresh probes) and closed failure counts", async () => {
+    const clock = new ManualClock();
+    const store = memoryStore();
+    const options = { store, clock, failureThreshold: 3, openMs: 1000, jitter: 0 };
+    const first = createCbFetch(options);
+    server.handle(respond(503));
+    for (let i = 0; i < 3; i++) await first(url());
+    clock.advance(1000);
+    server.handle(hang);
+    const before = server.hits;
+    void rejection(first(url())); // the probe hangs: half-open is what gets stored
+    await vi.waitFor(() => expect(server.hits).toBe(before + 1));
+    await first.close();
+    expect((await store.load(server.origin)) as BreakerRecord).toMatchObject({
+      state: "half-open",
+    });
+
+    const second = createCbFetch(options);
+    await second.ready;
+    expect(second.state(url())).toBe("half-open");
+    server.handle(respond(503));
+    const hits = server.hits;
+    await second(url()); // admitted as a probe, not refused: the old probe died with the page
+    expect(server.hits).toBe(hits + 1);
+    expect(second.breaker(url()).stats.reopenCount).toBe(1);
+    await second.close();
+
+    const counts = createCbFetch({ ...options, store: memoryStore() });
+    const countStore = memoryStore();
+    const withCounts = createCbFetch({ ...options, store: countStore });
+    server.handle(respond(503));
+    await withCounts(url());
+    await withCounts(url());
+    await withCounts.close(); // flushes the coalesced failure count
+    const third = createCbFetch({ ...options, store: countStore });
+    await third(url());
+    expect(third.state(url())).toBe("open"); // 2 stored + 1 = failureThreshold
+    expect(counts.state(url())).toBe("closed");
+  });
+
+  it("writes on transitions only: 0 writes for 10 000 healthy calls", async () => {
+    const store = countingStore();
+    const cb = createCbFetch({ store, failureThreshold: 2, openMs: 1, jitter: 0 });
+    server.handle(respond(200));
+    for (let i = 0; i < 10_000; i++) await cb(url(`/items/${i}`));
+    await cb.close();
+    expect(store.saves).toBe(0);
+
+    const cycle = countingStore();
+    const clock = new ManualClock();
+    const cb2 = createCbFetch({ store: cycle, clock, failureThreshold: 2, openMs: 100, jitter: 0 });
+    server.handle(respond(503));
+    await cb2(url());
+    await cb2(url()); // failure count, then closed -> open
+    clock.advance(100);
+    server.handle(respond(200));
+    await cb2(url()); // open -> half-open -> closed
+    await cb2.close();
+    expect(cycle.saves).toBeGreaterThanOrEqual(2);
+    expect(cycle.saves).toBeLessThanOrEqual(4);
+  }, 60_000);
+
+  it("a throwing store degrades to memory with one storeerror; fetches never fail", async () => {
+    const broken: BreakerStore = {
+      load: () => Promise.reject(new Error("quota")),
+      save: () => {
+        throw new Error("sync throw");
+      },
+      loadAll: () => Promise.reject(new Error("blocked")),
+    };
+    const cb = createCbFetch({ store: broken, failureThreshold: 1 });
+    const errors: CircuitEvent[] = [];
+    cb.addEventListener("storeerror", (e) => errors.push(e));
+    await cb.ready;
+    server.handle(respond(500));
+    expect((await cb(url())).status).toBe(500);
+    expect(cb.state(url())).toBe("open"); // the breaker keeps breaking in memory
+    expect(await rejection(cb(url()))).toBeInstanceOf(CircuitOpenError);
+    await cb.close();
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0]?.error)).toContain("blocked");
+  });
+
+  it("a hung store delays a key's first call by loadTimeoutMs at most", async () => {
+    const hung: BreakerStore = { load: () => new Promise(() => {}), save: async () => {} };
+    const cb = createCbFetch({ store: hung, loadTimeoutMs: 50 });
+    const errors: CircuitEvent[] = [];
+    cb.addEventListener("storeerror", (e) => errors.push(e));
+    const started = Date.now();
+    expect((await cb(url())).status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(errors.map((e) => e.key)).toEqual([server.origin]);
+    expect((await cb(url())).status).toBe(200); // later calls do not wait again
+    expect(errors).toHaveLength(1);
+  });
+
+  it("a late load is still merged when it arrives", async () => {
+    const clock = new ManualClock();
+    let deliver: (value: unknown) => void = () => {};
+    const slow: BreakerStore = {
+      load: () => new Promise((resolve) => (deliver = resolve)),
+      save: async () => {},
+    };
+    const cb = createCbFetch({ store: slow, clock, loadTimeoutMs: 20 });
+    await cb(url());
+    deliver({
+      v: 1,
+      key: server.origin,
+      state: "open",
+      retryAt: clock.t + 5000,
+      reopenCount: 0,
+      consecutiveFailures: 0,
+      rev: 3,
+      writer: "other",
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(cb.state(url())).toBe("open");
+  });
+
+  it("clamps a stored retryAt further ahead than maxOpenMs", async () => {
+    const clock = new ManualClock();
+    const store = memoryStore();
+    await store.save({
+      v: 1,
+      key: server.origin,
+      state: "open",
+      retryAt: clock.t + 10 * 365 * 86_400_000,
+      reopenCount: 2,
+      consecutiveFailures: 0,
+      rev: 1,
+      writer: "skewed",
+    });
+    const cb = createCbFetch({ store, clock, maxOpenMs: 60_000 });
+    await cb.ready;
+    expect(cb.breaker(url()).retryAt).toBe(clock.t + 60_000);
+  });
+
+  it("stores only the origin and numbers", async () => {
+    const store = memoryStore();
+    const cb = createCbFetch({ store, failureThreshold: 1 });
+    server.handle(respond(503));
+    await cb(url("/users/42?token=secret#frag"));
+    await cb.close();
+    const record = await store.load(server.origin);
+    expect(Object.keys(record as object).sort()).toEqual(
+      [
+        "consecutiveFailures",
+        "key",
+        "reopenCount",
+        "retryAt",
+        "rev",
+        "state",
+        "v",
+        "writer",
+      ].sort(),
+    );
+    expect(JSON.stringify(record)).not.toMatch(/users|token|secret|frag/);
+  });
+});
+
+describe("records", () => {
+  const valid: BreakerRecord = {
+    v: 1,
+    key: "https://a.example",
+    state: "open",
+    retryAt: 1_700_000_000_000,
+    reopenCount: 1,
+    consecutiveFailures: 0,
+    rev: 4,
+    writer: "w1",
+  };
+  it("merge by rev, then writer", () => {
+    expect(isNewer({ rev: 5, writer: "a" }, { rev: 4, writer: "z" })).toBe(true);
+    expect(isNewer({ rev: 4, writer: "b" }, { rev: 4, writer: "a" })).toBe(true);
+    expect(isNewer({ rev: 4, writer: "a" }, { rev: 4, writer: "a" })).toBe(false);
+    expect(isNewer({ rev: 3, writer: "z" }, { rev: 4, writer: "a" })).toBe(false);
+    expect(isNewer(valid, undefined)).toBe(true);
+  });
+  it("accepts a valid record", () => {
+    expect(recordProblem(valid)).toBeUndefined();
+    expect(recordProblem({ ...valid, extra: "ignored" })).toBeUndefined();
+  });
+});
