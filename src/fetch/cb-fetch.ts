@@ -5,6 +5,8 @@ import { type Bulkhead, FULL } from "./bulkhead.js";
 import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { Persistence } from "./persistence.js";
+import { Replica } from "./replica.js";
+import { Sync } from "./sync.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
@@ -26,21 +28,32 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const clock = config.breaker.clock;
   const events = new CircuitEvents();
   const onChange: TransitionListener = (breaker, from, to) => {
-    if (persistence !== undefined) {
-      const entry = registry.peek(breaker.key);
-      if (entry !== undefined) persistence.changed(entry, from !== to);
+    if (from !== to) {
+      events.emit("statechange", {
+        key: breaker.key,
+        state: to,
+        previousState: from,
+        retryAt: breaker.retryAt,
+      });
     }
-    if (from === to) return;
-    events.emit("statechange", {
-      key: breaker.key,
-      state: to,
-      previousState: from,
-      retryAt: breaker.retryAt,
-    });
+    // Open → half-open follows from `retryAt`, which every tab and reload already has:
+    // sharing it would only race with the probe's outcome.
+    if (replica === undefined || replica.applying || (from === "open" && to === "half-open")) {
+      return;
+    }
+    const entry = registry.peek(breaker.key);
+    if (entry === undefined) return;
+    replica.bump(entry);
+    persistence?.schedule(entry, from !== to);
+    sync?.post(entry);
   };
   const registry = new Registry(config, onChange);
-  const persistence =
-    config.store && new Persistence(config.store, registry, events, config.loadTimeoutMs);
+  const replica =
+    config.store || config.sync !== undefined ? new Replica(registry, events) : undefined;
+  const persistence = config.store && replica && new Persistence(config.store, replica);
+  const sync = config.sync !== undefined && replica ? new Sync(config.sync, replica) : undefined;
+  const ready = Promise.all([persistence?.ready, sync?.joined]).then(() => {});
+
   const fetchImpl = () => config.fetch ?? globalThis.fetch;
 
   /** The entry guarding a request, or `undefined` to pass it through untouched. */
@@ -71,17 +84,37 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     return guarded(entry, url, input, init);
   }
 
-  /** A key's first call waits (briefly) for its stored state: a reload must not re-probe. */
+  /**
+   * A key's first call waits (at most `loadTimeoutMs`) for its stored state and for the other
+   * tabs' answer: a reload or a new tab during an outage must not probe the origin again.
+   */
   async function afterLoad(
     entry: Entry,
     url: string,
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    await persistence?.hydrate(entry);
+    entry.hydrating ??= hydrate(entry);
+    await entry.hydrating;
     entry.loaded = true;
     if (entry.bulkhead !== undefined) return withBulkhead(entry, entry.bulkhead, url, input, init);
     return guarded(entry, url, input, init);
+  }
+
+  async function hydrate(entry: Entry): Promise<void> {
+    const { key } = entry.breaker;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        const ms = config.loadTimeoutMs;
+        replica?.report(key, new Error(`cbfetch: the store took over ${ms} ms to load ${key}`));
+        resolve();
+      }, config.loadTimeoutMs);
+    });
+    // A late answer is still applied when it comes (merged by `rev`).
+    const loading = Promise.all([sync?.joined, persistence?.load(entry)]);
+    await Promise.race([loading, timeout]);
+    clearTimeout(timer);
   }
 
   async function withBulkhead(
@@ -111,7 +144,29 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   function guarded(entry: Entry, url: string, input: FetchInput, init: RequestInit | undefined) {
     const permit = entry.breaker.allow();
     if (permit === undefined) return refuse(entry, url, input, init, entry.breaker.openError());
+    if (permit.probe && sync !== undefined) return probeAcrossTabs(entry, permit, url, input, init);
     return attempt(entry.breaker, permit, url, input, init);
+  }
+
+  /** A half-open probe also needs one of the cross-tab probe locks. */
+  async function probeAcrossTabs(
+    entry: Entry,
+    permit: Permit,
+    url: string,
+    input: FetchInput,
+    init: RequestInit | undefined,
+  ): Promise<Response> {
+    const { halfOpenMaxProbes, probeTimeoutMs } = config.breaker;
+    const release = await sync?.acquireProbe(entry.breaker.key, halfOpenMaxProbes, probeTimeoutMs);
+    if (release === undefined) {
+      permit.release(); // another tab is probing
+      return refuse(entry, url, input, init, entry.breaker.openError());
+    }
+    try {
+      return await attempt(entry.breaker, permit, url, input, init);
+    } finally {
+      release();
+    }
   }
 
   // `.then` rather than an async function: one promise less per call, measurably cheaper.
@@ -253,10 +308,10 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   }
 
   async function close(): Promise<void> {
+    sync?.close();
     await persistence?.close();
   }
 
-  const ready = persistence?.ready ?? Promise.resolve();
   const api = {
     state(urlOrKey: string | URL): CircuitState {
       return registry.peek(keyForLookup(urlOrKey))?.breaker.state ?? "closed";

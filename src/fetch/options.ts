@@ -27,6 +27,8 @@ export interface ResolvedCbFetchOptions {
   readonly fallback: CbFetchOptions["fallback"];
   readonly fallbackOrigins: ReadonlyMap<string, readonly string[]> | undefined;
   readonly store: BreakerStore | undefined;
+  /** The channel name, or `undefined` when sync is off or impossible here. */
+  readonly sync: string | undefined;
   readonly persisted: boolean;
   readonly loadTimeoutMs: number;
 }
@@ -47,6 +49,7 @@ const OPTION_NAMES = [
   "respectRetryAfter",
   "fallbackOrigins",
   "store",
+  "sync",
 ];
 
 /** Validates `createCbFetch` options; throws a TypeError or RangeError naming the bad one. */
@@ -54,6 +57,7 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
   checkKnownKeys("createCbFetch", checkObject("options", options), OPTION_NAMES);
   for (const name of FUNCTIONS) checkType(name, options[name], "function");
   const { fallbackOrigins, respectRetryAfter = true } = options;
+  const sync = resolveSync(options.sync);
   return {
     ...(checkNumbers(FETCH_NUMBERS, options) as unknown as ResolvedCbFetchOptions),
     breaker: resolveBreakerOptions(options),
@@ -64,8 +68,19 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     fallback: options.fallback,
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
     store: options.store && checkStore(options.store),
-    persisted: options.store !== undefined,
+    sync,
+    persisted: options.store !== undefined || sync !== undefined,
   };
+}
+
+/** `sync` as a channel name; `undefined` when off, or where there is no BroadcastChannel. */
+function resolveSync(value: unknown): string | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value !== true && (typeof value !== "string" || value === "")) {
+    badOption("sync", "true, false or a non-empty channel name", value);
+  }
+  if (typeof BroadcastChannel !== "function") return undefined;
+  return value === true ? "default" : value;
 }
 
 function checkStore(store: unknown): BreakerStore {

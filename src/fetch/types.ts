@@ -78,6 +78,13 @@ export interface CbFetchOptions extends BreakerOptions {
    * @default 200
    */
   loadTimeoutMs?: number;
+  /**
+   * Share breaker state with the other tabs of this origin over the BroadcastChannel
+   * `cbfetch:<name>` (`true` means `"default"`); half-open probes are then counted across all
+   * tabs (Web Locks). Off where BroadcastChannel is missing.
+   * @default false
+   */
+  sync?: boolean | string;
 }
 
 /** Fired by a {@link CbFetch} instance. Which fields are set depends on the type. */

@@ -1,0 +1,138 @@
+import type { Entry } from "./registry.js";
+import type { Replica } from "./replica.js";
+
+/** The message format's version: messages of another version are ignored, unreported. */
+const PROTOCOL = 1;
+/** How long a joining tab waits for its peers' state before its first call. */
+export const JOIN_WAIT_MS = 50;
+
+type Message =
+  | { cbfetch: typeof PROTOCOL; type: "hello" }
+  | {
+      cbfetch: typeof PROTOCOL;
+      type: "state";
+      records: unknown[];
+    };
+
+/** Releases a probe lock. */
+export type Release = () => void;
+const NO_LOCK: Release = () => {};
+
+/**
+ * Cross-tab sync over a BroadcastChannel `cbfetch:<name>`: every local change goes out as a
+ * record, peers merge by `rev`; a new tab asks its peers for their state. Half-open probes are
+ * Web Locks where the platform has them, so all tabs together admit `halfOpenMaxProbes`.
+ */
+export class Sync {
+  /** Resolves when a peer answered, or after {@link JOIN_WAIT_MS}; never rejects. */
+  readonly joined: Promise<void>;
+  readonly #channel: BroadcastChannel;
+  readonly #replica: Replica;
+  readonly #lockPrefix: string;
+  readonly #held = new Set<Release>();
+  #join: () => void = () => {};
+
+  constructor(name: string, replica: Replica) {
+    this.#replica = replica;
+    this.#lockPrefix = `cbfetch:${name}`;
+    this.#channel = new BroadcastChannel(`cbfetch:${name}`);
+    this.#channel.onmessage = (event) => this.#receive(event.data);
+    this.#channel.onmessageerror = () =>
+      replica.report("", new TypeError("cbfetch: a cross-tab message could not be read"));
+    // In Node an open channel would keep the process alive.
+    (this.#channel as { unref?: () => void }).unref?.();
+    this.joined = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, JOIN_WAIT_MS);
+      (timer as { unref?: () => void }).unref?.();
+      this.#join = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#send({ cbfetch: PROTOCOL, type: "hello" });
+  }
+
+  /** Tells the other tabs about a local change of `entry`. */
+  post(entry: Entry): void {
+    this.#send({ cbfetch: PROTOCOL, type: "state", records: [this.#replica.recordOf(entry)] });
+  }
+
+  /**
+   * Takes one of `slots` cross-tab probe locks for `key`: a release function, or `undefined`
+   * when every slot is held by some tab. Without Web Locks, probes are per tab. A lock is
+   * released after `maxHoldMs` at the latest, so a hung probe cannot wedge every tab.
+   */
+  async acquireProbe(key: string, slots: number, maxHoldMs: number): Promise<Release | undefined> {
+    const locks = globalThis.navigator?.locks;
+    if (typeof locks?.request !== "function") return NO_LOCK;
+    for (let slot = 0; slot < slots; slot++) {
+      const release = await this.#tryLock(
+        locks,
+        `${this.#lockPrefix}:${key}:probe:${slot}`,
+        maxHoldMs,
+      );
+      if (release !== undefined) return release;
+    }
+    return undefined;
+  }
+
+  /** Closes the channel and releases every lock. */
+  close(): void {
+    this.#channel.close();
+    for (const release of this.#held) release();
+  }
+
+  #tryLock(locks: LockManager, name: string, maxHoldMs: number): Promise<Release | undefined> {
+    return new Promise((resolve) => {
+      locks
+        .request(name, { ifAvailable: true }, (lock) => {
+          if (lock === null) return resolve(undefined);
+          // The lock is held until the promise returned here settles.
+          return new Promise<void>((unlock) => {
+            const timer = setTimeout(() => release(), maxHoldMs);
+            (timer as { unref?: () => void }).unref?.();
+            const release = () => {
+              clearTimeout(timer);
+              this.#held.delete(release);
+              unlock();
+            };
+            this.#held.add(release);
+            resolve(release);
+          });
+        })
+        // A platform that refuses locks (an opaque origin, say) falls back to per-tab probes.
+        .catch(() => resolve(NO_LOCK));
+    });
+  }
+
+  #send(message: Message): void {
+    try {
+      this.#channel.postMessage(message);
+    } catch (error) {
+      this.#replica.report("", error);
+    }
+  }
+
+  #receive(data: unknown): void {
+    const message = data as Partial<Message> | null;
+    if (typeof message === "object" && message !== null && "cbfetch" in message) {
+      if (message.cbfetch !== PROTOCOL) return; // another version of cbfetch: not ours to judge
+      if (message.type === "hello") return this.#answerHello();
+      if (message.type === "state" && Array.isArray(message.records)) {
+        for (const record of message.records) this.#replica.apply(record, "cross-tab");
+        this.#join();
+        return;
+      }
+    }
+    this.#replica.report("", new TypeError("cbfetch: ignored a malformed cross-tab message"));
+  }
+
+  /** A new tab asked: tell it every breaker this tab knows a revision of. */
+  #answerHello(): void {
+    const records = [];
+    for (const entry of this.#replica.registry.values()) {
+      if (entry.rev > 0) records.push(this.#replica.recordOf(entry));
+    }
+    this.#send({ cbfetch: PROTOCOL, type: "state", records });
+  }
+}

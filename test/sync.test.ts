@@ -1,0 +1,231 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  type CbFetchOptions,
+  CircuitOpenError,
+  type CircuitEvent,
+  createCbFetch,
+  memoryStore,
+} from "../src/index.js";
+import { ManualClock } from "./helpers/clock.js";
+import { hangUp, respond, startServer, type TestServer } from "./helpers/server.js";
+
+// Several instances on one BroadcastChannel name stand in for tabs: Node's BroadcastChannel
+// delivers between channels of one name in one process, as a browser does between tabs.
+// Real Chromium tabs are tested in test/browser/sync.browser.test.ts.
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(() => server.close());
+const opened: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  server.dropConnections();
+  server.handle(respond(200));
+  vi.unstubAllGlobals();
+  await Promise.all(opened.splice(0).map((cb) => cb.close()));
+});
+const url = (path = "/") => server.origin + path;
+const rejection = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+let channels = 0;
+
+function tabs(count: number, options: CbFetchOptions = {}) {
+  const clock = new ManualClock();
+  const sync = `test-${++channels}`;
+  const make = () => {
+    const cb = createCbFetch({
+      sync,
+      clock,
+      failureThreshold: 2,
+      openMs: 1000,
+      jitter: 0,
+      ...options,
+    });
+    const storeErrors: CircuitEvent[] = [];
+    cb.addEventListener("storeerror", (e) => storeErrors.push(e));
+    opened.push(cb);
+    return Object.assign(cb, { storeErrors });
+  };
+  return { clock, sync, make, tabs: Array.from({ length: count }, make) };
+}
+
+describe("cross-tab sync (BroadcastChannel)", () => {
+  it("an open in one tab is open in the others, which then send nothing", async () => {
+    const {
+      tabs: [a, b, c],
+    } = tabs(3);
+    if (!a || !b || !c) throw new Error("three tabs");
+    await Promise.all([a.ready, b.ready, c.ready]);
+    server.handle(respond(503));
+    await a(url());
+    await a(url());
+    await vi.waitFor(() => expect([b.state(url()), c.state(url())]).toEqual(["open", "open"]));
+    const hits = server.hits;
+    const error = await rejection(b(url()));
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect((error as CircuitOpenError).retryAt).toBe(a.breaker(url()).retryAt);
+    expect(await rejection(c(url()))).toBeInstanceOf(CircuitOpenError);
+    expect(server.hits).toBe(hits);
+  });
+
+  it("failure counts add up across tabs", async () => {
+    const {
+      tabs: [a, b],
+    } = tabs(2, { failureThreshold: 2 });
+    if (!a || !b) throw new Error("two tabs");
+    server.handle(respond(503));
+    await a(url());
+    await vi.waitFor(() => expect(b.breaker(url()).stats.consecutiveFailures).toBe(1));
+    await b(url()); // the second failure, seen by another tab
+    await vi.waitFor(() => expect(a.state(url())).toBe("open"));
+  });
+
+  it("a probe's success closes every tab; its failure re-opens every tab", async () => {
+    const {
+      clock,
+      tabs: [a, b],
+    } = tabs(2);
+    if (!a || !b) throw new Error("two tabs");
+    server.handle(respond(503));
+    await a(url());
+    await a(url());
+    await vi.waitFor(() => expect(b.state(url())).toBe("open"));
+    clock.advance(1000);
+    await b(url()); // b's probe fails: re-open with backoff, everywhere
+    await vi.waitFor(() => expect(a.breaker(url()).stats.state).toBe("open"));
+    expect(a.breaker(url()).retryAt).toBe(clock.t + 2000);
+    clock.advance(2000);
+    server.handle(respond(200));
+    expect((await a(url())).status).toBe(200);
+    await vi.waitFor(() => expect(b.state(url())).toBe("closed"));
+  });
+
+  it("a tab that joins late learns the state before its first call goes out", async () => {
+    const {
+      make,
+      tabs: [a],
+    } = tabs(1);
+    if (!a) throw new Error("one tab");
+    server.handle(respond(503));
+    await a(url());
+    await a(url());
+    const late = make();
+    const hits = server.hits;
+    expect(await rejection(late(url()))).toBeInstanceOf(CircuitOpenError);
+    expect(server.hits).toBe(hits);
+  });
+
+  it("ignores and reports garbage; ignores other versions quietly", async () => {
+    const {
+      sync,
+      tabs: [a],
+    } = tabs(1);
+    if (!a) throw new Error("one tab");
+    await a.ready;
+    const intruder = new BroadcastChannel(`cbfetch:${sync}`);
+    const valid = {
+      v: 1,
+      key: server.origin,
+      state: "open",
+      retryAt: Date.now() + 60_000,
+      reopenCount: 0,
+      consecutiveFailures: 0,
+      rev: 1,
+      writer: "x",
+    };
+    const garbage: unknown[] = [
+      "hello",
+      42,
+      null,
+      [1, 2],
+      { cbfetch: 1, type: "nonsense" },
+      { cbfetch: 1, type: "state", records: "not an array" },
+      { cbfetch: 1, type: "state", records: [{ ...valid, state: "ajar" }] },
+      { cbfetch: 1, type: "state", records: [{ ...valid, v: 9 }] },
+      { cbfetch: 1, type: "state", records: [{ ...valid, rev: -1 }] },
+      { cbfetch: 1, type: "state", records: [null] },
+    ];
+    for (const message of garbage) intruder.postMessage(message);
+    intruder.postMessage({ cbfetch: 2, type: "state", records: [valid] }); // a newer cbfetch
+    await vi.waitFor(() => expect(a.storeErrors).toHaveLength(garbage.length));
+    intruder.close();
+    expect(a.state(url())).toBe("closed");
+    expect((await a(url())).status).toBe(200);
+  });
+
+  it("an older revision never rolls a tab back; a newer one wins", async () => {
+    const {
+      sync,
+      clock,
+      tabs: [a],
+    } = tabs(1);
+    if (!a) throw new Error("one tab");
+    server.handle(respond(503));
+    await a(url());
+    await a(url()); // two changes: rev 2, open
+    const peer = new BroadcastChannel(`cbfetch:${sync}`);
+    const record = (rev: number, state: string, retryAt = 0) => ({
+      cbfetch: 1,
+      type: "state",
+      records: [
+        {
+          v: 1,
+          key: server.origin,
+          state,
+          retryAt,
+          reopenCount: 0,
+          consecutiveFailures: 0,
+          rev,
+          writer: "peer",
+        },
+      ],
+    });
+    peer.postMessage(record(1, "closed"));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.state(url())).toBe("open");
+    peer.postMessage(record(3, "open", clock.t + 7000));
+    await vi.waitFor(() => expect(a.breaker(url()).retryAt).toBe(clock.t + 7000));
+    peer.close();
+  });
+
+  it("offline network errors are neither counted nor shared", async () => {
+    const {
+      tabs: [a, b],
+    } = tabs(2, { failureThreshold: 1 });
+    if (!a || !b) throw new Error("two tabs");
+    vi.stubGlobal("navigator", { onLine: false });
+    server.handle(hangUp);
+    await rejection(a(url()));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.breaker(url()).stats.consecutiveFailures).toBe(0);
+    expect(b.state(url())).toBe("closed");
+    expect(b.snapshot()).toEqual([]);
+  });
+
+  it("works with a store too, and close() stops listening", async () => {
+    const store = memoryStore();
+    const {
+      tabs: [a, b],
+    } = tabs(2, { store });
+    if (!a || !b) throw new Error("two tabs");
+    await b.close();
+    server.handle(respond(503));
+    await a(url());
+    await a(url());
+    await new Promise((r) => setTimeout(r, 20));
+    expect(b.state(url())).toBe("closed"); // closed instances hear nothing
+    expect(await store.load(server.origin)).toMatchObject({ state: "open" });
+  });
+
+  it("without BroadcastChannel, sync is off and everything else works", async () => {
+    vi.stubGlobal("BroadcastChannel", undefined);
+    const cb = createCbFetch({ sync: true, failureThreshold: 1 });
+    server.handle(respond(500));
+    await cb(url());
+    expect(await rejection(cb(url()))).toBeInstanceOf(CircuitOpenError);
+    expect(() => createCbFetch({ sync: "" })).toThrow(/"sync"/);
+  });
+});
