@@ -42,8 +42,8 @@ export class Sync {
     // In Node an open channel would keep the process alive.
     (this.#channel as { unref?: () => void }).unref?.();
     this.joined = new Promise<void>((resolve) => {
+      // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms.
       const timer = setTimeout(resolve, JOIN_WAIT_MS);
-      (timer as { unref?: () => void }).unref?.();
       this.#join = () => {
         clearTimeout(timer);
         resolve();
