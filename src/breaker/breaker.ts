@@ -228,11 +228,16 @@ export class Breaker {
     this.#rejectionCount = 0;
   }
 
-  /** The state to persist or share: plain data, times in epoch ms. */
+  /**
+   * The state to persist or share: plain data, times in epoch ms. Half-open is exported as
+   * open with its (past) `retryAt`: it follows from the time, and the probes in flight belong
+   * to this instance alone.
+   */
   exportState(): BreakerState {
+    const closed = this.#code === CLOSED;
     return {
-      state: STATE_NAMES[this.#code] as CircuitState,
-      retryAt: this.#code === OPEN ? this.#openUntil : 0,
+      state: closed ? "closed" : "open",
+      retryAt: closed ? 0 : this.#openUntil,
       reopenCount: this.#reopens,
       consecutiveFailures: this.#consecutive,
     };

@@ -1,15 +1,16 @@
-import { copyRecord } from "../persist/record.js";
 import type { BreakerStore } from "../persist/store.js";
 import type { Entry } from "./registry.js";
 import type { Replica } from "./replica.js";
 
 /** Counter-only changes (failures in the closed state) are written at most this often. */
 const COUNTER_WRITE_DELAY_MS = 1000;
+const FAILED = Symbol("failed");
 
 /**
  * Keeps a store in step with the registry: loads a key's state before its first call, writes
- * changes (coalesced, never for a healthy call), and after any store failure carries on in
- * memory with one `storeerror`.
+ * changes (coalesced, never for a healthy call). A failing store never fails a call: the
+ * instance carries on in memory, reports one `storeerror` per streak of failures, and retries
+ * pending writes at the next flush.
  */
 export class Persistence {
   /** Resolves once `loadAll` (if the store has one) is applied; never rejects. */
@@ -20,6 +21,7 @@ export class Persistence {
   #flushing: Promise<void> = Promise.resolve();
   #microtaskQueued = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #failing = false;
 
   constructor(store: BreakerStore, replica: Replica) {
     this.#store = store;
@@ -32,7 +34,7 @@ export class Persistence {
     await this.ready;
     const { key } = entry.breaker;
     const value = await this.#call((store) => store.load(key));
-    if (value !== undefined) this.#replica.apply(value, "stored", key);
+    if (value !== undefined && value !== FAILED) this.#replica.apply(value, "stored", key);
   }
 
   /** Schedules a write of `entry`: at once for a transition, within a second for a count. */
@@ -51,16 +53,27 @@ export class Persistence {
     }
   }
 
-  /** Writes every pending change. */
+  /**
+   * Writes every pending change. A write that fails stays pending for the next flush (the
+   * store may be back by then); a store that answers with a newer record gets it applied.
+   */
   flush(): Promise<void> {
     this.#microtaskQueued = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const records = Array.from(this.#dirty, (entry) => this.#replica.recordOf(entry));
+    if (this.#dirty.size === 0) return this.#flushing;
+    const batch = Array.from(this.#dirty, (entry) => ({
+      entry,
+      record: this.#replica.recordOf(entry),
+    }));
     this.#dirty.clear();
     // Writes go one batch after another, so an older state never lands after a newer one.
     this.#flushing = this.#flushing.then(async () => {
-      for (const record of records) await this.#call((store) => store.save(copyRecord(record)));
+      for (const { entry, record } of batch) {
+        const answer = await this.#call((store) => store.save(record));
+        if (answer === FAILED) this.#dirty.add(entry);
+        else if (answer !== undefined) this.#replica.apply(answer, "stored", record.key);
+      }
     });
     return this.#flushing;
   }
@@ -74,6 +87,7 @@ export class Persistence {
 
   async #loadAll(): Promise<void> {
     const values = await this.#call(async (store) => (store.loadAll ? store.loadAll() : []));
+    if (values === FAILED) return;
     if (!Array.isArray(values)) return;
     for (const value of values) {
       if (this.#replica.apply(value, "stored")) {
@@ -85,17 +99,18 @@ export class Persistence {
   }
 
   /** Runs a store operation; a failure switches the store off (memory only) after one report. */
-  async #call<T>(operation: (store: BreakerStore) => Promise<T>): Promise<T | undefined> {
+  async #call<T>(operation: (store: BreakerStore) => Promise<T>): Promise<T | typeof FAILED> {
     const store = this.#store;
-    if (store === undefined) return undefined;
+    if (store === undefined) return FAILED;
     try {
-      return await operation(store);
+      const result = await operation(store);
+      this.#failing = false;
+      return result;
     } catch (error) {
-      if (this.#store === store) {
-        this.#store = undefined;
-        this.#replica.report("", error);
-      }
-      return undefined;
+      // One report per streak of failures: a missing IndexedDB must not flood the listeners.
+      if (!this.#failing) this.#replica.report("", error);
+      this.#failing = true;
+      return FAILED;
     }
   }
 }
