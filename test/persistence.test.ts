@@ -261,6 +261,11 @@ describe("records", () => {
     expect(isNewer({ rev: 4, writer: "a" }, { rev: 4, writer: "a" })).toBe(false);
     expect(isNewer({ rev: 3, writer: "z" }, { rev: 4, writer: "a" })).toBe(false);
     expect(isNewer(valid, undefined)).toBe(true);
+    // Concurrent changes of one revision: the more cautious state wins, whoever wrote it.
+    const open = { rev: 6, writer: "a", state: "open" as const };
+    const closed = { rev: 6, writer: "z", state: "closed" as const };
+    expect(isNewer(open, closed)).toBe(true);
+    expect(isNewer(closed, open)).toBe(false);
   });
   it("accepts a valid record", () => {
     expect(recordProblem(valid)).toBeUndefined();

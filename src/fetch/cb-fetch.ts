@@ -326,6 +326,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       }));
     },
     ready,
+    flush: async () => persistence?.flush(),
     close,
     events,
     addEventListener: events.addEventListener.bind(events),

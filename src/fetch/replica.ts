@@ -57,7 +57,8 @@ export class Replica {
     }
     const record = value as BreakerRecord;
     const entry = this.registry.get(record.key);
-    if (!isNewer(record, entry)) return false;
+    const state = entry.breaker.exportState().state;
+    if (!isNewer(record, { rev: entry.rev, writer: entry.writer, state })) return false;
     entry.rev = record.rev;
     entry.writer = record.writer;
     this.#applying = true;

@@ -121,7 +121,12 @@ export interface CbFetch {
   snapshot(): BreakerSnapshot[];
   /** Resolves once persisted state is loaded; never rejects. */
   readonly ready: Promise<void>;
-  /** Releases resources; afterwards the instance still works, in memory. */
+  /**
+   * Writes pending changes to the store now. In a Worker, pass it to `ctx.waitUntil` so writes
+   * outlive the response (the Workers middleware does this for you).
+   */
+  flush(): Promise<void>;
+  /** Flushes, then releases resources; afterwards the instance still works, in memory. */
   close(): Promise<void>;
   /** The instance's events; `cb.addEventListener` is the same target. */
   readonly events: EventTarget;

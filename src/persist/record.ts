@@ -63,14 +63,21 @@ export function copyRecord(r: BreakerRecord): BreakerRecord {
   };
 }
 
-/** The merge rule everywhere: a higher `rev` wins; on a tie, the greater `writer`. */
+/**
+ * The merge rule everywhere (stores, tabs, Durable Objects): a higher `rev` wins; on a tie the
+ * more cautious state wins (open over half-open over closed), then the greater `writer`. Two
+ * writers that changed the same revision concurrently thus settle on "open" if either opened.
+ */
 export function isNewer(
-  candidate: Pick<BreakerRecord, "rev" | "writer">,
-  current: Pick<BreakerRecord, "rev" | "writer"> | undefined,
+  candidate: Pick<BreakerRecord, "rev" | "writer"> & { state?: CircuitState },
+  current: (Pick<BreakerRecord, "rev" | "writer"> & { state?: CircuitState }) | undefined,
 ): boolean {
-  if (current === undefined) return true;
-  return (
-    candidate.rev > current.rev ||
-    (candidate.rev === current.rev && candidate.writer > current.writer)
-  );
+  if (current === undefined || candidate.rev !== current.rev) {
+    return current === undefined || candidate.rev > current.rev;
+  }
+  const rank = caution(candidate.state) - caution(current.state);
+  return rank !== 0 ? rank > 0 : candidate.writer > current.writer;
 }
+
+const CAUTION: Record<CircuitState, number> = { closed: 0, "half-open": 1, open: 2 };
+const caution = (state: CircuitState | undefined) => (state ? CAUTION[state] : -1);

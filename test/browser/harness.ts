@@ -26,6 +26,12 @@ export interface Upstream {
   hits: number;
   /** The paths (with query) of those requests, in order. */
   readonly paths: string[];
+  /**
+   * How long `/api/*` waits before it answers (or drops the connection), in ms. A request is
+   * counted in `hits` when it arrives, so a slow upstream keeps a call in flight, visibly.
+   * @default 0
+   */
+  delayMs: number;
 }
 
 export interface Harness {
@@ -114,12 +120,20 @@ function startServer(app: string, upstream: Upstream) {
     res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
     res.end(body);
   };
+  const answer = (req: IncomingMessage, res: ServerResponse, mode: UpstreamMode) => {
+    // close() may have dropped the connection while a delayed answer waited.
+    if (req.socket.destroyed) return;
+    if (mode === "down") req.socket.destroy();
+    else if (mode === "fail") send(res, 503, "text/plain", "upstream failing");
+    else send(res, 200, "text/plain", "ok");
+  };
   const api = (req: IncomingMessage, res: ServerResponse) => {
     upstream.hits++;
     upstream.paths.push(req.url ?? "");
-    if (upstream.mode === "down") req.socket.destroy();
-    else if (upstream.mode === "fail") send(res, 503, "text/plain", "upstream failing");
-    else send(res, 200, "text/plain", "ok");
+    // The mode and delay in force when the request arrived decide its answer.
+    const { mode, delayMs } = upstream;
+    if (delayMs > 0) setTimeout(() => answer(req, res, mode), delayMs);
+    else answer(req, res, mode);
   };
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
@@ -139,7 +153,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const app = await bundle(options.entry);
   const bundleMs = performance.now() - t;
 
-  const upstream: Upstream = { mode: "ok", hits: 0, paths: [] };
+  const upstream: Upstream = { mode: "ok", hits: 0, paths: [], delayMs: 0 };
   const server = startServer(app, upstream);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
