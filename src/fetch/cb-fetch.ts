@@ -6,13 +6,15 @@ import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { Persistence } from "./persistence.js";
 import { Replica } from "./replica.js";
-import { Sync } from "./sync.js";
+import { type Release, Sync } from "./sync.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
 
 type FetchInput = RequestInfo | URL;
+type ProbeGate = (key: string, slots: number, maxHoldMs: number) => Promise<Release | undefined>;
+type LeaseProbe = (key: string, leaseMs: number) => Promise<Release | undefined>;
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
@@ -144,12 +146,22 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   function guarded(entry: Entry, url: string, input: FetchInput, init: RequestInit | undefined) {
     const permit = entry.breaker.allow();
     if (permit === undefined) return refuse(entry, url, input, init, entry.breaker.openError());
-    if (permit.probe && sync !== undefined) return probeAcrossTabs(entry, permit, url, input, init);
+    if (permit.probe && probeGate !== undefined)
+      return sharedProbe(entry, permit, url, input, init);
     return attempt(entry.breaker, permit, url, input, init);
   }
 
-  /** A half-open probe also needs one of the cross-tab probe locks. */
-  async function probeAcrossTabs(
+  /**
+   * Where several contexts share a breaker, a half-open probe also needs one of the shared
+   * probe slots: a Durable Object lease (Workers), or a Web Lock (tabs).
+   */
+  const leasing = (config.store as { acquireProbe?: unknown } | undefined)?.acquireProbe;
+  const probeGate: ProbeGate | undefined =
+    typeof leasing === "function"
+      ? (key, _slots, ms) => (leasing as LeaseProbe).call(config.store, key, ms)
+      : sync && ((key, slots, ms) => sync.acquireProbe(key, slots, ms));
+
+  async function sharedProbe(
     entry: Entry,
     permit: Permit,
     url: string,
@@ -157,9 +169,15 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     init: RequestInit | undefined,
   ): Promise<Response> {
     const { halfOpenMaxProbes, probeTimeoutMs } = config.breaker;
-    const release = await sync?.acquireProbe(entry.breaker.key, halfOpenMaxProbes, probeTimeoutMs);
+    let release: Release | undefined;
+    try {
+      release = await probeGate?.(entry.breaker.key, halfOpenMaxProbes, probeTimeoutMs);
+    } catch {
+      // The coordination layer is down: probe on this context's own permit.
+      release = () => {};
+    }
     if (release === undefined) {
-      permit.release(); // another tab is probing
+      permit.release(); // another context is probing
       return refuse(entry, url, input, init, entry.breaker.openError());
     }
     try {

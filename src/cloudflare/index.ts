@@ -1,0 +1,17 @@
+/**
+ * `cbfetch/cloudflare`: circuit breakers for Cloudflare Workers whose state lives in a Durable
+ * Object, so an open circuit stays open across isolates and cold starts.
+ *
+ * @packageDocumentation
+ */
+export { optionsFromEnv } from "./env.js";
+export {
+  type BreakerHandler,
+  circuitBreaker,
+  type HonoContextLike,
+  openCircuitResponse,
+  withCircuitBreaker,
+} from "./middleware.js";
+export { CircuitBreakerObject } from "./object.js";
+export { durableObjectStore, type ProbeLeasingStore } from "./store.js";
+export type * from "./types.js";

@@ -1,0 +1,29 @@
+// A Worker that proxies /api/* to an upstream origin through a circuit breaker whose state
+// lives in a Durable Object: when the upstream fails, every isolate (and every cold start)
+// answers 503 with Retry-After instead of waiting on it.
+import { CircuitOpenError } from "cbfetch";
+import { CircuitBreakerObject, withCircuitBreaker } from "cbfetch/cloudflare";
+
+export { CircuitBreakerObject };
+
+export interface Env {
+  /** Where /api/* goes, e.g. "https://api.example.com". */
+  UPSTREAM: string;
+  CIRCUIT_BREAKER: DurableObjectNamespace<CircuitBreakerObject>;
+}
+
+export default withCircuitBreaker<Env>(async (request, env, _ctx, cbFetch) => {
+  const url = new URL(request.url);
+  if (url.pathname === "/__breakers") return Response.json(cbFetch.snapshot());
+  if (url.pathname.startsWith("/api/")) {
+    const target = new URL(url.pathname.slice("/api".length) + url.search, env.UPSTREAM);
+    try {
+      return await cbFetch(new Request(target, request));
+    } catch (error) {
+      // Rethrown, a CircuitOpenError becomes 503 + Retry-After; a network error is a 502.
+      if (error instanceof CircuitOpenError) throw error;
+      return new Response(`upstream unreachable: ${String(error)}\n`, { status: 502 });
+    }
+  }
+  return new Response("cbfetch worker example: try /api/… or /__breakers\n", { status: 404 });
+});
