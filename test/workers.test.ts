@@ -173,6 +173,71 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect((await get("/api/after-garbage")).status).toBe(200);
   });
 
+  it("two isolates share one probe lease: exactly one request probes the upstream", async () => {
+    await mf?.dispose();
+    const bindings = {
+      UPSTREAM: upstream.origin,
+      CB_FAILURE_THRESHOLD: "3",
+      CB_OPEN_MS: "60000",
+      CB_JITTER: "0",
+    };
+    const object = { className: "CircuitBreakerObject", useSQLite: true };
+    mf = new Miniflare({
+      workers: [
+        {
+          name: "a",
+          modules: true,
+          script,
+          compatibilityDate: "2026-05-01",
+          bindings,
+          durableObjects: { CIRCUIT_BREAKER: object },
+        },
+        {
+          name: "b",
+          modules: true,
+          script,
+          compatibilityDate: "2026-05-01",
+          bindings,
+          durableObjects: { CIRCUIT_BREAKER: { ...object, scriptName: "a" } },
+        },
+      ],
+      durableObjectsPersist: persist,
+    });
+    await mf.ready;
+    const b = await mf.getWorker("b");
+    const getB = async (path: string) => (await b.fetch(`http://worker.test${path}`)).status;
+    // Open the circuit in the object, due in 500 ms; both isolates load it on first use.
+    const namespace = await mf.getDurableObjectNamespace("CIRCUIT_BREAKER");
+    const stub = namespace.get(namespace.idFromName(upstream.origin)) as unknown as {
+      report(r: unknown): Promise<unknown>;
+      load(): Promise<{ rev: number } | undefined>;
+    };
+    const rev = ((await stub.load())?.rev ?? 0) + 1;
+    const retryAt = Date.now() + 500;
+    await stub.report({
+      v: 1,
+      key: upstream.origin,
+      state: "open",
+      retryAt,
+      reopenCount: 0,
+      consecutiveFailures: 0,
+      rev,
+      writer: "test",
+    });
+    expect((await get("/api/lease")).status).toBe(503);
+    expect(await getB("/api/lease")).toBe(503);
+    await new Promise((r) => setTimeout(r, Math.max(0, retryAt - Date.now()) + 100));
+    upstream.handle((req, res) => setTimeout(() => respond(200)(req, res), 300));
+    const hits = upstream.hits;
+    const statuses = await Promise.all([
+      ...Array.from({ length: 3 }, async () => (await get("/api/lease")).status),
+      ...Array.from({ length: 3 }, () => getB("/api/lease")),
+    ]);
+    expect(upstream.hits).toBe(hits + 1);
+    expect(statuses.filter((status) => status === 200)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 503)).toHaveLength(5);
+  });
+
   it("keeps breaking per isolate when the Durable Object is unreachable", async () => {
     await start();
     upstream.handle(respond(500));
