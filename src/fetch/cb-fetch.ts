@@ -16,6 +16,9 @@ type FetchInput = RequestInfo | URL;
 type ProbeGate = (key: string, slots: number, maxHoldMs: number) => Promise<Release | undefined>;
 type LeaseProbe = (key: string, leaseMs: number) => Promise<Release | undefined>;
 
+/** How long close() waits for the store to take pending writes. */
+const CLOSE_TIMEOUT_MS = 1000;
+
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
 /**
@@ -54,7 +57,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     config.store || config.sync !== undefined ? new Replica(registry, events) : undefined;
   const persistence = config.store && replica && new Persistence(config.store, replica);
   const sync = config.sync !== undefined && replica ? new Sync(config.sync, replica) : undefined;
-  const ready = Promise.all([persistence?.ready, sync?.joined]).then(() => {});
+  const ready = replica && withinLoadTimeout(Promise.all([persistence?.ready, sync?.joined]), "");
 
   const fetchImpl = () => config.fetch ?? globalThis.fetch;
 
@@ -103,20 +106,19 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     return guarded(entry, url, input, init);
   }
 
-  async function hydrate(entry: Entry): Promise<void> {
-    const { key } = entry.breaker;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        const ms = config.loadTimeoutMs;
-        replica?.report(key, new Error(`cbfetch: the store took over ${ms} ms to load ${key}`));
-        resolve();
-      }, config.loadTimeoutMs);
-    });
+  function hydrate(entry: Entry): Promise<void> {
     // A late answer is still applied when it comes (merged by `rev`).
     const loading = Promise.all([sync?.joined, persistence?.load(entry)]);
-    await Promise.race([loading, timeout]);
-    clearTimeout(timer);
+    return withinLoadTimeout(loading, entry.breaker.key);
+  }
+
+  /** Waits for `loading`, but at most `loadTimeoutMs` (then reports it and goes on). */
+  async function withinLoadTimeout(loading: Promise<unknown>, key: string): Promise<void> {
+    if (!(await settlesWithin(loading, config.loadTimeoutMs))) {
+      const what = key === "" ? "its stored state" : key;
+      const ms = config.loadTimeoutMs;
+      replica?.report(key, new Error(`cbfetch: the store took over ${ms} ms to load ${what}`));
+    }
   }
 
   async function withBulkhead(
@@ -327,7 +329,15 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
 
   async function close(): Promise<void> {
     sync?.close();
-    await persistence?.close();
+    // A hung store must not hang close(): writes still pending after a while are dropped.
+    if (persistence && !(await settlesWithin(persistence.close(), CLOSE_TIMEOUT_MS))) {
+      replica?.report(
+        "",
+        new Error(
+          `cbfetch: the store did not finish writing within ${CLOSE_TIMEOUT_MS} ms of close()`,
+        ),
+      );
+    }
   }
 
   const api = {
@@ -343,7 +353,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
         ...breaker.stats,
       }));
     },
-    ready,
+    ready: ready ?? Promise.resolve(),
     flush: async () => persistence?.flush(),
     close,
     events,
@@ -355,6 +365,23 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     },
   };
   return Object.assign(cb, api) as CbFetch;
+}
+
+/** Whether `promise` settles within `ms` (its outcome is ignored). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    timeout,
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
 
 function isRequest(input: FetchInput): input is Request {
