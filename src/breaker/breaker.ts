@@ -82,6 +82,7 @@ export class Breaker {
   #successCount = 0;
   #failureCount = 0;
   #rejectionCount = 0;
+  #ignoredCount = 0;
   readonly #policy: TripPolicy;
   readonly #options: ResolvedBreakerOptions;
   readonly #listener: TransitionListener | undefined;
@@ -127,6 +128,7 @@ export class Breaker {
       successes: this.#successCount,
       failures: this.#failureCount,
       rejections: this.#rejectionCount,
+      ignored: this.#ignoredCount,
     };
   }
 
@@ -226,6 +228,7 @@ export class Breaker {
     this.#successCount = 0;
     this.#failureCount = 0;
     this.#rejectionCount = 0;
+    this.#ignoredCount = 0;
   }
 
   /**
@@ -270,11 +273,15 @@ export class Breaker {
       const index = this.#probes.indexOf(permit);
       if (index >= 0) this.#probes.splice(index, 1);
     }
-    if (outcome === RELEASE) return;
+    if (outcome === RELEASE) {
+      this.#ignoredCount++;
+      return;
+    }
     if (permit.epoch !== this.#epoch) {
       // Stale: the state changed while the call ran. A Retry-After still opens the circuit
       // (the server asked us to stay away), but nothing else from that call counts.
       if (retryAt !== undefined && this.#code !== OPEN) this.#settleFailure(retryAt);
+      else this.#ignoredCount++;
       return;
     }
     if (outcome === SUCCESS) this.#settleSuccess();
@@ -326,10 +333,11 @@ export class Breaker {
     } else if (this.#code === HALF_OPEN) {
       const oldest = this.#probes[0];
       if (oldest !== undefined && oldest.expiresAt <= now) {
+        // The oldest probe counts as failed; the transition discards any others.
+        oldest.settled = true;
+        this.#probes.shift();
         this.#failureCount++;
         this.#reopens++;
-        for (const probe of this.#probes) probe.settled = true;
-        this.#probes = [];
         this.#open(now, undefined, true);
       }
     }
@@ -362,7 +370,9 @@ export class Breaker {
     this.#code = to;
     this.#epoch++;
     this.#probeSuccesses = 0;
+    // Probes still in flight belong to the state being left: their outcomes will not count.
     for (const probe of this.#probes) probe.settled = true;
+    this.#ignoredCount += this.#probes.length;
     this.#probes = [];
     if (to === CLOSED) {
       this.#closedPermit = new Permit(this, this.#epoch, false, Number.POSITIVE_INFINITY);

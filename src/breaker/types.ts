@@ -118,6 +118,13 @@ export interface BreakerStats {
   failures: number;
   /** Calls refused (fast-failed) since creation or `reset()`. */
   rejections: number;
+  /**
+   * Admitted calls whose outcome did not count, since creation or `reset()`: aborted by their
+   * caller, failed while offline or on the caller's own bad input, or finished after the state
+   * they started in had changed. Once every call has settled, admitted calls =
+   * `successes + failures + ignored`.
+   */
+  ignored: number;
 }
 
 /** The part of a breaker's state that is persisted and shared: plain data, epoch ms. */
