@@ -238,8 +238,9 @@ describe("the live dashboard (web-example/server.mjs, real Chromium)", () => {
       await card(page, "B").locator('button[data-mode="retry-after"]').click();
       await waitForState(page, "B", "open");
       const retryIn = (await retryAt(page, "B")) - Date.now();
-      expect(retryIn).toBeGreaterThan(3500);
-      expect(retryIn).toBeLessThanOrEqual(5000);
+      // Less whatever the waiting took; a few ms over 5 s at most (the page's clock vs ours).
+      expect(retryIn).toBeGreaterThan(3000);
+      expect(retryIn).toBeLessThanOrEqual(5050);
       expect(await badge(page, "A")).toBe("closed");
 
       await mkdir(join(root, ".artifacts"), { recursive: true });
