@@ -19,7 +19,7 @@ const run = (cmd, args, cwd = root) =>
  * "Performance"), so this ceiling only stops it
  * from growing until the size work (issue 7) brings it down to the bar.
  */
-const BUDGETS = { ".": 9000, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
+const BUDGETS = { ".": 9216, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
 const TARGETS = { ".": 4096, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
 
 const coreExternal = {
