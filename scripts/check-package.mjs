@@ -2,11 +2,10 @@
 // tarball, an install into an empty folder, a real import from Node (and a type check of a
 // TypeScript consumer), and the size budget. Run after `npm run build` (npm test does both).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { entrySizes, TARGETS, workerSize } from "./sizes.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
@@ -20,14 +19,6 @@ const run = (cmd, args, cwd = root) =>
  * from growing until the size work (issue 7) brings it down to the bar.
  */
 const BUDGETS = { ".": 9216, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
-const TARGETS = { ".": 4096, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
-
-const coreExternal = {
-  name: "core-external",
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\// }, (args) => ({ path: args.path, external: true }));
-  },
-};
 
 let passed = 0;
 let failed = 0;
@@ -153,46 +144,23 @@ export { state };
     typeErrors,
   );
 
-  // 4. Size budget: each entry bundled and minified, dependencies external, then gzipped.
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-  for (const [entry, budget] of Object.entries(BUDGETS)) {
-    const file = pkg.exports[entry].default;
-    const result = await build({
-      entryPoints: [join(root, file)],
-      bundle: true,
-      minify: true,
-      format: "esm",
-      write: false,
-      platform: "neutral",
-      packages: "external",
-      // A subpath is measured beside the core it builds on: imports out of its folder stay out.
-      plugins: entry === "." ? [] : [coreExternal],
-    });
-    const bytes = gzipSync(result.outputFiles[0].contents, { level: 9 }).length;
+  // 4. Size ceilings, and the DESIGN targets beside them (scripts/sizes.mjs, shared with the bench).
+  for (const { entry, name, gzip } of await entrySizes()) {
+    const [ceiling, target] = [BUDGETS[entry], TARGETS[entry]];
+    const verdict = gzip <= target ? "meets" : "misses";
     check(
-      `size of "cbfetch${entry.slice(1)}" min+gzip`,
-      bytes <= budget,
-      `${bytes} B (ceiling ${budget} B; DESIGN target ${TARGETS[entry]} B: ${bytes <= TARGETS[entry] ? "meets" : "misses"})`,
+      `size of "${name}" min+gzip`,
+      gzip <= ceiling,
+      `${gzip} B (ceiling ${ceiling} B; DESIGN target ${target} B: ${verdict})`,
     );
   }
+
   // 5. The worker-example as wrangler bundles it for deployment (offline dry run).
-  const outdir = join(work, "worker");
-  execFileSync(bin("wrangler"), ["deploy", "--dry-run", "--minify", "--outdir", outdir], {
-    cwd: join(root, "worker-example"),
-    stdio: "ignore",
-    env: {
-      ...process.env,
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-      WRANGLER_SEND_METRICS: "false",
-      WRANGLER_HIDE_BANNER: "true",
-      XDG_CONFIG_HOME: join(work, "wrangler-config"),
-    },
-  });
-  const worker = readFileSync(join(outdir, "index.js"));
+  const worker = workerSize();
   check(
     "worker-example bundles offline (wrangler deploy --dry-run --minify)",
-    worker.length > 0,
-    `${worker.length} B minified, ${gzipSync(worker, { level: 9 }).length} B min+gzip`,
+    worker.minified > 0,
+    `${worker.minified} B minified, ${worker.gzip} B min+gzip`,
   );
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -1,0 +1,94 @@
+// Section 5: bundle sizes, min+gzip (DESIGN §6: core ≤ 4 KB; each subpath ≤ 2 KB beside its
+// dependency).
+//
+// Method: scripts/sizes.mjs (shared with the package check). Each entry is bundled by esbuild
+// (ESM, minified, platform-neutral) and gzipped at level 9, its package dependencies external;
+// a subpath's imports of the core are external too, so it is measured beside the core and its
+// dependency. Each dependency is measured on its own, whole and as the subpath uses it; the
+// worker-example as `wrangler deploy --dry-run --minify` bundles it (offline); opossum and
+// cockatiel bundled the same way, for reference.
+import {
+  DEPENDENCIES,
+  TARGETS,
+  dependencySize,
+  entryBreakdown,
+  entrySizes,
+  peerSizes,
+  workerSize,
+} from "../scripts/sizes.mjs";
+import { barLine, table } from "./lib.mjs";
+
+/** The largest modules of the core, as a reason when it is over its target. */
+async function coreReason() {
+  const modules = (await entryBreakdown(".")).slice(0, 5);
+  const list = modules.map((m) => `${m.file.replace(/^dist\//, "")} ${m.minified}`).join(", ");
+  return `largest modules, B minified before gzip: ${list}`;
+}
+
+function print({ entries, dependencies, worker, peers }, reason) {
+  console.log(
+    table(
+      ["entry", "min B>", "min+gzip B>", "target B>", "verdict"],
+      entries.map((e) => [
+        e.name,
+        e.minified,
+        e.gzip,
+        TARGETS[e.entry],
+        e.gzip <= TARGETS[e.entry] ? "meets" : "misses",
+      ]),
+    ),
+  );
+  console.log("");
+  console.log(
+    table(
+      ["dependency", "of", "whole, min+gzip B>", "as the subpath uses it, min+gzip B>"],
+      dependencies.map((d) => [d.name, `cbfetch${d.entry.slice(1)}`, d.whole.gzip, d.used.gzip]),
+    ),
+  );
+  console.log("(cbfetch/cloudflare imports nothing from hono: its middleware is typed by shape)");
+  console.log("");
+  console.log(
+    table(
+      ["reference bundle", "min B>", "min+gzip B>"],
+      [
+        ["worker-example (wrangler deploy --dry-run --minify)", worker.minified, worker.gzip],
+        ...peers.map((p) => [p.name, p.minified, p.gzip]),
+      ],
+    ),
+  );
+  console.log("");
+  const [core, ...subpaths] = entries;
+  console.log(
+    barLine(
+      `core ≤ ${TARGETS["."]} B min+gzip`,
+      `${core.gzip} B`,
+      core.gzip <= TARGETS["."],
+      reason,
+    ),
+  );
+  for (const s of subpaths) {
+    const dependency = DEPENDENCIES[s.entry];
+    console.log(
+      barLine(
+        `${s.name} ≤ ${TARGETS[s.entry]} B min+gzip beside ${dependency}`,
+        `${s.gzip} B`,
+        s.gzip <= TARGETS[s.entry],
+      ),
+    );
+  }
+}
+
+export async function run() {
+  console.log("## 5. Sizes: min+gzip of each entry (esbuild), dependencies, worker bundle, peers");
+  console.log(
+    "esbuild ESM, minified, gzip -9; package dependencies and, for subpaths, the core external",
+  );
+  console.log("");
+  const entries = await entrySizes();
+  const dependencies = [];
+  for (const entry of Object.keys(DEPENDENCIES)) dependencies.push(await dependencySize(entry));
+  const sizes = { entries, dependencies, worker: workerSize(), peers: await peerSizes() };
+  const overTarget = entries[0].gzip > TARGETS["."];
+  print(sizes, overTarget ? await coreReason() : undefined);
+  return sizes;
+}

@@ -1,0 +1,191 @@
+// Bundle sizes, min+gzip, measured the way DESIGN §6 counts them. Shared by the bench
+// (bench/sizes.mjs) and usable by the package check; `node scripts/sizes.mjs` prints them.
+//
+// Method: each entry is bundled by esbuild (ESM, minified, platform-neutral), then gzipped at
+// level 9. Package dependencies (idb-keyval, ky, cloudflare:workers) stay external, and a
+// subpath's imports out of its own folder (`../…`, the core) stay external too, so a subpath is
+// measured as what it adds beside the core and its dependency. Dependencies and peers are
+// measured by bundling them on their own.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+
+/** DESIGN §6 targets, bytes min+gzip: the core, and each subpath beside its dependency. */
+export const TARGETS = { ".": 4096, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
+
+/** The package each subpath builds on (hono only by shape: the middleware imports nothing). */
+export const DEPENDENCIES = { "./idb": "idb-keyval", "./ky": "ky", "./cloudflare": "hono" };
+
+/** How a whole package is imported when it is measured on its own: every export it has. */
+const WHOLE = {
+  "idb-keyval": `export * from "idb-keyval";`,
+  ky: `export * from "ky"; export { default } from "ky";`,
+  hono: `export * from "hono";`,
+  opossum: `export { default } from "opossum";`,
+  cockatiel: `export * from "cockatiel";`,
+};
+// Packages are bundled as a web app would; opossum needs Node's `events`, left out.
+const BROWSER = { platform: "browser", external: ["events"] };
+
+/** Imports leaving a subpath's folder (the core) stay out of its bundle. */
+const coreExternal = {
+  name: "core-external",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\// }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
+/** Minified and min+gzip bytes of a built file's contents. */
+function measure(contents) {
+  return { minified: contents.length, gzip: gzipSync(contents, { level: 9 }).length };
+}
+
+async function bundle(options) {
+  const result = await build({
+    bundle: true,
+    minify: true,
+    format: "esm",
+    write: false,
+    logLevel: "silent",
+    metafile: true,
+    ...options,
+  });
+  const [output] = Object.values(result.metafile.outputs);
+  return { ...measure(result.outputFiles[0].contents), inputs: output.inputs };
+}
+
+/** Bundles a snippet of code resolved from the repository root (for packages). */
+function bundleSnippet(contents, options = {}) {
+  return bundle({ stdin: { contents, resolveDir: ROOT, loader: "js" }, ...options });
+}
+
+/** The built file of a package entry (".", "./idb", …), from package.json's exports. */
+function entryFile(entry, root) {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  return join(root, pkg.exports[entry].default);
+}
+
+/**
+ * One entry of the package as users bundle it: `{ entry, name, minified, gzip }` in bytes.
+ * With `inlineDependencies`, its package dependencies are bundled in (the core stays out).
+ */
+export async function entrySize(entry, { root = ROOT, inlineDependencies = false } = {}) {
+  const size = await bundle({
+    entryPoints: [entryFile(entry, root)],
+    platform: "neutral",
+    external: ["cloudflare:*"],
+    packages: inlineDependencies ? undefined : "external",
+    plugins: entry === "." ? [] : [coreExternal],
+  });
+  return { entry, name: `cbfetch${entry.slice(1)}`, minified: size.minified, gzip: size.gzip };
+}
+
+/**
+ * Where an entry's minified bytes come from: `[{ file, minified }]`, largest first (source
+ * files relative to the root, before gzip: a guide to what to cut, not exact gzip shares).
+ */
+export async function entryBreakdown(entry, { root = ROOT } = {}) {
+  const { inputs } = await bundle({
+    entryPoints: [entryFile(entry, root)],
+    platform: "neutral",
+    external: ["cloudflare:*"],
+    packages: "external",
+    plugins: entry === "." ? [] : [coreExternal],
+  });
+  return Object.entries(inputs)
+    .map(([file, { bytesInOutput }]) => ({ file, minified: bytesInOutput }))
+    .sort((a, b) => b.minified - a.minified);
+}
+
+/** Every entry of TARGETS, in order. */
+export async function entrySizes(options) {
+  const sizes = [];
+  for (const entry of Object.keys(TARGETS)) sizes.push(await entrySize(entry, options));
+  return sizes;
+}
+
+/**
+ * A dependency's own size: the whole package (`import * as`), and the part a subpath uses
+ * (the subpath with the dependency inlined, minus the subpath alone; 0 if it imports nothing).
+ */
+export async function dependencySize(entry, options) {
+  const name = DEPENDENCIES[entry];
+  const { minified, gzip } = await bundleSnippet(WHOLE[name], BROWSER);
+  const alone = await entrySize(entry, options);
+  const inlined = await entrySize(entry, { ...options, inlineDependencies: true });
+  return {
+    name,
+    entry,
+    whole: { minified, gzip },
+    used: { minified: inlined.minified - alone.minified, gzip: inlined.gzip - alone.gzip },
+  };
+}
+
+/** The other circuit breakers, bundled the same way, for reference. */
+export async function peerSizes() {
+  const peers = [
+    ["opossum (whole package; Node's events left out)", WHOLE.opossum],
+    ["cockatiel (whole package)", WHOLE.cockatiel],
+    [
+      "cockatiel (circuitBreaker, handleAll, ConsecutiveBreaker only)",
+      `export { circuitBreaker, handleAll, ConsecutiveBreaker } from "cockatiel";`,
+    ],
+  ];
+  const sizes = [];
+  for (const [name, snippet] of peers) {
+    const { minified, gzip } = await bundleSnippet(snippet, BROWSER);
+    sizes.push({ name, minified, gzip });
+  }
+  return sizes;
+}
+
+/**
+ * The worker-example as wrangler bundles it for deployment: an offline dry run
+ * (`wrangler deploy --dry-run --minify`), with telemetry and network look-ups off.
+ */
+export function workerSize({ root = ROOT } = {}) {
+  const work = mkdtempSync(join(tmpdir(), "cbfetch-worker-"));
+  try {
+    const outdir = join(work, "out");
+    execFileSync(
+      join(root, "node_modules", ".bin", "wrangler"),
+      ["deploy", "--dry-run", "--minify", "--outdir", outdir],
+      {
+        cwd: join(root, "worker-example"),
+        stdio: "ignore",
+        env: {
+          ...process.env,
+          CLOUDFLARE_CF_FETCH_ENABLED: "false",
+          WRANGLER_SEND_METRICS: "false",
+          WRANGLER_HIDE_BANNER: "true",
+          XDG_CONFIG_HOME: join(work, "config"),
+        },
+      },
+    );
+    return measure(readFileSync(join(outdir, "index.js")));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === import.meta.filename) {
+  for (const size of await entrySizes())
+    console.log(`${size.name}: ${size.minified} B min, ${size.gzip} B min+gzip`);
+  console.log("largest modules of the core:");
+  for (const { file, minified } of (await entryBreakdown(".")).slice(0, 8))
+    console.log(`  ${file}: ${minified} B min`);
+  for (const entry of Object.keys(DEPENDENCIES)) {
+    const dep = await dependencySize(entry);
+    console.log(
+      `${dep.name}: ${dep.whole.gzip} B min+gzip whole, ${dep.used.gzip} B as cbfetch${entry.slice(1)} uses it`,
+    );
+  }
+  for (const peer of await peerSizes()) console.log(`${peer.name}: ${peer.gzip} B min+gzip`);
+  const worker = workerSize();
+  console.log(`worker-example: ${worker.minified} B min, ${worker.gzip} B min+gzip`);
+}
