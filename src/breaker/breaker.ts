@@ -8,6 +8,8 @@ const OPEN = 1;
 const HALF_OPEN = 2;
 type StateCode = typeof CLOSED | typeof OPEN | typeof HALF_OPEN;
 const STATE_NAMES: readonly CircuitState[] = ["closed", "open", "half-open"];
+/** The probe list of every breaker with none in flight (most of them), never written to. */
+const NO_PROBES: Permit[] = [];
 
 /**
  * Called after every change worth persisting: a transition (`from !== to`), or, with
@@ -76,8 +78,9 @@ export class Breaker {
   #consecutive = 0;
   // Bumped on every transition; permits carry it to detect staleness.
   #epoch = 0;
-  #closedPermit: Permit;
-  #probes: Permit[] = [];
+  // Made on first use, so an idle breaker stays small.
+  #closedPermit: Permit | undefined;
+  #probes: Permit[] = NO_PROBES;
   #probeSuccesses = 0;
   #successCount = 0;
   #failureCount = 0;
@@ -93,7 +96,6 @@ export class Breaker {
     this.#options = options;
     this.#listener = listener;
     this.#policy = options.createPolicy();
-    this.#closedPermit = new Permit(this, 0, false, Number.POSITIVE_INFINITY);
   }
 
   /**
@@ -138,12 +140,13 @@ export class Breaker {
    */
   allow(): Permit | undefined {
     // Hot path: closed needs no clock and allocates nothing.
-    if (this.#code === CLOSED) return this.#closedPermit;
+    if (this.#code === CLOSED) return (this.#closedPermit ??= this.#newClosedPermit());
     const now = this.#options.clock.now();
     this.#refresh(now);
     if (this.#code === HALF_OPEN && this.#probes.length < this.#options.halfOpenMaxProbes) {
       const probe = new Permit(this, this.#epoch, true, now + this.#options.probeTimeoutMs);
-      this.#probes.push(probe);
+      if (this.#probes === NO_PROBES) this.#probes = [probe];
+      else this.#probes.push(probe);
       return probe;
     }
     this.#rejectionCount++;
@@ -323,7 +326,8 @@ export class Breaker {
     if (this.#code === HALF_OPEN) {
       return this.#probes[0] ?? new Permit(this, this.#epoch, true, Number.POSITIVE_INFINITY);
     }
-    return this.#code === CLOSED ? this.#closedPermit : new Permit(this, -1, false, 0);
+    if (this.#code === CLOSED) return (this.#closedPermit ??= this.#newClosedPermit());
+    return new Permit(this, -1, false, 0);
   }
 
   /** Lazy time-driven transitions: open → half-open at `retryAt`; expired probes fail. */
@@ -356,6 +360,10 @@ export class Breaker {
     this.#transition(OPEN);
   }
 
+  #newClosedPermit(): Permit {
+    return new Permit(this, this.#epoch, false, Number.POSITIVE_INFINITY);
+  }
+
   #close(): void {
     const counted = this.#consecutive !== 0 || this.#reopens !== 0;
     this.#reopens = 0;
@@ -373,10 +381,9 @@ export class Breaker {
     // Probes still in flight belong to the state being left: their outcomes will not count.
     for (const probe of this.#probes) probe.settled = true;
     this.#ignoredCount += this.#probes.length;
-    this.#probes = [];
-    if (to === CLOSED) {
-      this.#closedPermit = new Permit(this, this.#epoch, false, Number.POSITIVE_INFINITY);
-    }
+    this.#probes = NO_PROBES;
+    // Permits of the previous closed state must not count in this one.
+    this.#closedPermit = undefined;
     this.#listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
   }
 }

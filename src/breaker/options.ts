@@ -139,6 +139,7 @@ export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerO
   const rate = failureRate === undefined ? undefined : resolveFailureRate(failureRate);
   if (clock !== undefined) checkType("clock.now", checkObject("clock", clock).now, "function");
   const { failureThreshold, openMs } = numbers;
+  const consecutive = new ConsecutivePolicy(failureThreshold);
   return {
     ...numbers,
     failureRate: rate,
@@ -148,8 +149,7 @@ export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerO
     ]) as number,
     clock: clock ?? systemClock(),
     random: checkType("random", random, "function") ?? Math.random,
-    createPolicy: rate
-      ? () => new FailureRatePolicy(rate)
-      : () => new ConsecutivePolicy(failureThreshold),
+    // A consecutive policy keeps no state of its own: all breakers share one.
+    createPolicy: rate ? () => new FailureRatePolicy(rate) : () => consecutive,
   };
 }
