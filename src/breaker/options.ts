@@ -41,7 +41,7 @@ const BREAKER_NUMBERS: Record<string, NumberRule> = {
 };
 
 /** Shows a bad value in an error message without throwing on odd inputs. */
-export function describe(value: unknown): string {
+function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "function") return "a function";
   return typeof value === "object" && value !== null

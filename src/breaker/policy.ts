@@ -65,11 +65,6 @@ export class FailureRatePolicy implements TripPolicy {
     this.#totalFails = 0;
   }
 
-  /** Calls and failures currently inside the window (for stats and tests). */
-  get window(): { calls: number; failures: number } {
-    return { calls: this.#totalCalls, failures: this.#totalFails };
-  }
-
   #record(now: number, failed: 0 | 1): void {
     if (this.#calls === undefined || this.#fails === undefined) {
       this.#calls = new Uint32Array(BUCKETS);

@@ -4,7 +4,7 @@ import type { Replica } from "./replica.js";
 /** The message format's version: messages of another version are ignored, unreported. */
 const PROTOCOL = 1;
 /** How long a joining tab waits for its peers' state before its first call. */
-export const JOIN_WAIT_MS = 50;
+const JOIN_WAIT_MS = 50;
 
 type Message =
   | { cbfetch: typeof PROTOCOL; type: "hello" }
