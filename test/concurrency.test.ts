@@ -1,14 +1,10 @@
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CircuitOpenError, createBreaker, createCbFetch } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
-import { respond, startServer, type TestServer } from "./helpers/server.js";
+import { respond, useServer } from "./helpers/server.js";
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
+const server = useServer();
 
 describe("concurrency", () => {
   it.each([1, 3])("10 000 concurrent callers in half-open admit exactly %i", async (max) => {

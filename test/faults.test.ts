@@ -2,7 +2,7 @@
 // Faults of the platform underneath (IndexedDB on fake-indexeddb, BroadcastChannel, the clock,
 // the fetch): requests keep flowing, the breaker keeps breaking, problems are reported.
 import "fake-indexeddb/auto";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { idbStore } from "../src/idb/index.js";
 import {
   type CbFetchOptions,
@@ -10,17 +10,10 @@ import {
   type CircuitEvent,
   createCbFetch,
 } from "../src/index.js";
-import { respond, startServer, type TestServer } from "./helpers/server.js";
+import { respond, useServer } from "./helpers/server.js";
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
-afterEach(() => {
-  vi.restoreAllMocks();
-  server.handle(respond(200));
-});
+const server = useServer();
+afterEach(() => vi.restoreAllMocks());
 const url = (path = "/") => server.origin + path;
 let n = 0;
 

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   BulkheadFullError,
   type CbFetchOptions,
@@ -8,32 +8,19 @@ import {
   createCbFetch,
 } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
-import { hang, hangUp, respond, startServer, type TestServer } from "./helpers/server.js";
+import { hang, hangUp, rejection, respond, useServer, startServer } from "./helpers/server.js";
 
 // Runs in plain Node and again under happy-dom (see vitest.config.ts), against a real
 // node:http server on 127.0.0.1.
-let server: TestServer;
 let clock: ManualClock;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
-afterEach(() => {
-  server.dropConnections();
-  server.handle(respond(200));
-  vi.unstubAllGlobals();
-});
+const server = useServer();
+afterEach(() => vi.unstubAllGlobals());
 
 function make(options: CbFetchOptions = {}) {
   clock = new ManualClock();
   return createCbFetch({ clock, jitter: 0, ...options });
 }
 const url = (path = "/") => server.origin + path;
-const rejection = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 
 describe("createCbFetch against a real server", () => {
   it("trips after failureThreshold failures and then fails fast without a request", async () => {

@@ -3,7 +3,7 @@
 // test/browser), against a real server on 127.0.0.1.
 import "fake-indexeddb/auto";
 import { createStore, get, set } from "idb-keyval";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { idbStore } from "../src/idb/index.js";
 import {
   type CbFetchOptions,
@@ -12,20 +12,10 @@ import {
   createCbFetch,
 } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
-import { respond, startServer, type TestServer } from "./helpers/server.js";
+import { rejection, respond, useServer } from "./helpers/server.js";
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
-afterEach(() => server.handle(respond(200)));
+const server = useServer();
 const url = (path = "/") => server.origin + path;
-const rejection = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 let databases = 0;
 const freshDb = () => `cbfetch-test-${++databases}`;
 

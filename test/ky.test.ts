@@ -1,16 +1,11 @@
 import { HTTPError } from "ky";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createKy } from "../src/ky/index.js";
 import { CircuitOpenError, createCbFetch } from "../src/index.js";
-import { respond, startServer, type TestServer } from "./helpers/server.js";
+import { respond, useServer } from "./helpers/server.js";
 
 // ky 2 through cbfetch against a real server on 127.0.0.1.
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
-afterEach(() => server.handle(respond(200)));
+const server = useServer();
 const url = (path = "/") => server.origin + path;
 const fastRetries = { limit: 5, delay: () => 5 };
 

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   type BreakerRecord,
   type BreakerStore,
@@ -10,24 +10,11 @@ import {
   recordProblem,
 } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
-import { hang, respond, startServer, type TestServer } from "./helpers/server.js";
+import { hang, rejection, respond, useServer } from "./helpers/server.js";
 
 // Persistence semantics with memoryStore and hand-made faulty stores, against a real server.
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
-afterEach(() => {
-  server.dropConnections();
-  server.handle(respond(200));
-});
+const server = useServer();
 const url = (path = "/") => server.origin + path;
-const rejection = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 
 /** A memoryStore that counts its writes and can be inspected. */
 function countingStore() {

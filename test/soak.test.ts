@@ -1,16 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BulkheadFullError, CircuitOpenError, createCbFetch, memoryStore } from "../src/index.js";
-import { hang, hangUp, respond, startServer, type TestServer } from "./helpers/server.js";
+import { hang, hangUp, respond, useServer } from "./helpers/server.js";
 
 // A bounded soak: mixed traffic for SOAK_MS against a real local server with random failure
 // bursts, caller aborts, timeouts and a bulkhead. Afterwards the counters add up, nothing is
 // left in flight or scheduled, and no rejection went unhandled (vitest fails on those).
 const SOAK_MS = Number(process.env.CBFETCH_SOAK_MS ?? 8_000);
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
+const server = useServer();
 
 /** A deterministic PRNG, so a failing soak can be replayed. */
 function prng(seed: number) {

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   type CbFetchOptions,
   CircuitOpenError,
@@ -7,29 +7,18 @@ import {
   memoryStore,
 } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
-import { hangUp, respond, startServer, type TestServer } from "./helpers/server.js";
+import { hangUp, rejection, respond, useServer } from "./helpers/server.js";
 
 // Several instances on one BroadcastChannel name stand in for tabs: Node's BroadcastChannel
 // delivers between channels of one name in one process, as a browser does between tabs.
 // Real Chromium tabs are tested in test/browser/sync.browser.test.ts.
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(() => server.close());
+const server = useServer();
 const opened: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
-  server.dropConnections();
-  server.handle(respond(200));
   vi.unstubAllGlobals();
   await Promise.all(opened.splice(0).map((cb) => cb.close()));
 });
 const url = (path = "/") => server.origin + path;
-const rejection = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 let channels = 0;
 
 function tabs(count: number, options: CbFetchOptions = {}) {

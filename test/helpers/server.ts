@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll } from "vitest";
 
 /** What the test server does with the next request. */
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
@@ -86,3 +87,46 @@ export async function startServer(handler: Handler = respond(200)): Promise<Test
   };
   return state;
 }
+
+/**
+ * One real server for a test file: started before its tests, reset after each one (hung
+ * requests dropped, the handler back to 200), closed after all. The returned object stands
+ * for the server once it has started.
+ */
+export function useServer(): TestServer & { url(path?: string): string } {
+  let current: TestServer | undefined;
+  const started = (): TestServer => {
+    if (current === undefined) throw new Error("the test server starts in beforeAll");
+    return current;
+  };
+  beforeAll(async () => {
+    current = await startServer();
+  });
+  afterEach(() => {
+    current?.dropConnections();
+    current?.handle(respond(200));
+  });
+  afterAll(() => current?.close());
+  return {
+    get origin() {
+      return started().origin;
+    },
+    get hits() {
+      return started().hits;
+    },
+    get received() {
+      return started().received;
+    },
+    dropConnections: () => started().dropConnections(),
+    handle: (handler) => started().handle(handler),
+    close: () => started().close(),
+    url: (path = "/") => started().origin + path,
+  };
+}
+
+/** What a promise rejects with, or `undefined` if it resolves. */
+export const rejection = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
