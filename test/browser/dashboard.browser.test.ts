@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
+import { CHROMIUM_ARGS } from "./harness.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // Issue 6: the live dashboard of `npm start` (web-example/), end to end. web-example/server.mjs
@@ -21,18 +22,6 @@ const VIEWPORT = { width: 1000, height: 650 };
 /** The README's screenshot: written when missing, or when this is set (to refresh it). */
 const README_SHOT = join(root, "web-example/dashboard.png");
 const UPDATE_SHOT = process.env.UPDATE_DASHBOARD_SCREENSHOT === "1";
-
-/** The same flags as harness.ts: no sandbox (root in a container), no network but loopback. */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-];
 
 interface Upstream {
   name: string;

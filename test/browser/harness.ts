@@ -63,7 +63,7 @@ export interface HarnessOptions {
 
 /** Flags from /work/shared/TOOLCHAIN.md: no sandbox (root in a container), and no network
  * beyond loopback (Chromium otherwise looks up Google hosts on its own). */
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",
