@@ -238,6 +238,17 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(statuses.filter((status) => status === 503)).toHaveLength(5);
   });
 
+  it('scope: "colo" keeps one object per key and location', async () => {
+    await start();
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) expect((await get("/__test/colo")).status).toBe(503);
+    await settle();
+    expect(await storedRecord(`TST|${upstream.origin}`)).toMatchObject({
+      key: upstream.origin,
+      state: "open",
+    });
+  });
+
   it("keeps breaking per isolate when the Durable Object is unreachable", async () => {
     await start();
     upstream.handle(respond(500));

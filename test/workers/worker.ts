@@ -58,6 +58,12 @@ hono.get("/hono/api/*", (c) =>
   c.var.cbFetch(new URL(c.req.path.slice("/hono/api".length), c.env.UPSTREAM)),
 );
 
+// One Durable Object per key and location: the key's object is named "<colo>|<origin>".
+const perColo = withCircuitBreaker<Env>(
+  async (_request, env, _ctx, cbFetch) => cbFetch(new URL("/colo", env.UPSTREAM)),
+  { scope: "colo", colo: "TST" },
+);
+
 const broken = withCircuitBreaker<Env>(async (_request, env, _ctx, cbFetch) =>
   cbFetch(new URL("/broken", env.UPSTREAM)),
 );
@@ -70,6 +76,7 @@ export default {
     if (url.pathname.startsWith("/hono/")) {
       return hono.fetch(request, { ...env, CIRCUIT_BREAKER: counted }, ctx as never);
     }
+    if (url.pathname === "/__test/colo") return perColo.fetch(request, env, ctx);
     if (url.pathname === "/__test/broken") {
       return broken.fetch(request, { ...env, CIRCUIT_BREAKER: unreachable }, ctx);
     }
