@@ -1,6 +1,6 @@
 import { CircuitOpenError } from "../errors.js";
 import type { ResolvedBreakerOptions } from "./options.js";
-import type { TripPolicy } from "./policy.js";
+import { FailureRatePolicy } from "./policy.js";
 import type { BreakerState, BreakerStats, CircuitState, FailureKind } from "./types.js";
 
 const CLOSED = 0;
@@ -86,7 +86,8 @@ export class Breaker {
   #failureCount = 0;
   #rejectionCount = 0;
   #ignoredCount = 0;
-  readonly #policy: TripPolicy;
+  // Only a failure-rate window has state of its own; consecutive failures are counted above.
+  readonly #rate: FailureRatePolicy | undefined;
   readonly #options: ResolvedBreakerOptions;
   readonly #listener: TransitionListener | undefined;
 
@@ -95,7 +96,7 @@ export class Breaker {
     this.key = key;
     this.#options = options;
     this.#listener = listener;
-    this.#policy = options.createPolicy();
+    this.#rate = options.failureRate && new FailureRatePolicy(options.failureRate);
   }
 
   /**
@@ -264,7 +265,7 @@ export class Breaker {
       this.#listener?.(this, state.state, state.state);
       return;
     }
-    this.#policy.reset();
+    this.#rate?.reset();
     this.#transition(code);
   }
 
@@ -299,7 +300,7 @@ export class Breaker {
         this.#listener?.(this, "closed", "closed");
       }
       // Only a time-window policy needs successes (and the clock): skip both otherwise.
-      if (this.#options.failureRate !== undefined) this.#policy.success(this.#options.clock.now());
+      this.#rate?.success(this.#options.clock.now());
     } else if (this.#code === HALF_OPEN) {
       if (++this.#probeSuccesses >= this.#options.successThreshold) this.#close();
     }
@@ -315,7 +316,9 @@ export class Breaker {
     }
     if (this.#code === OPEN) return;
     this.#consecutive++;
-    const trips = this.#policy.failure(now, this.#consecutive);
+    const trips = this.#rate
+      ? this.#rate.failure(now)
+      : this.#consecutive >= this.#options.failureThreshold;
     if (retryAt !== undefined || trips) this.#open(now, retryAt, retryAt === undefined);
     else this.#listener?.(this, "closed", "closed");
   }
@@ -368,7 +371,7 @@ export class Breaker {
     const counted = this.#consecutive !== 0 || this.#reopens !== 0;
     this.#reopens = 0;
     this.#consecutive = 0;
-    this.#policy.reset();
+    this.#rate?.reset();
     if (this.#code !== CLOSED) this.#transition(CLOSED);
     else if (counted) this.#listener?.(this, "closed", "closed");
   }

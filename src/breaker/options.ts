@@ -1,5 +1,4 @@
 import { systemClock } from "./clock.js";
-import { ConsecutivePolicy, FailureRatePolicy, type TripPolicy } from "./policy.js";
 import type { BreakerOptions, Clock, FailureRateOptions } from "./types.js";
 
 /** Breaker options with every default filled in, shared by all breakers of one instance. */
@@ -16,8 +15,6 @@ export interface ResolvedBreakerOptions {
   readonly jitter: number;
   readonly clock: Clock;
   readonly random: () => number;
-  /** Builds the trip policy of one breaker. */
-  readonly createPolicy: () => TripPolicy;
 }
 
 /** A numeric option's rule: `[default, minimum, kind, maximum]`. */
@@ -29,7 +26,7 @@ export type NumberRule = readonly [
 ];
 
 /** Numeric breaker options. `above`: the minimum itself is not allowed. */
-const BREAKER_NUMBERS: Record<string, NumberRule> = {
+export const BREAKER_NUMBERS: Record<string, NumberRule> = {
   failureThreshold: [5, 1, "integer"],
   successThreshold: [1, 1, "integer"],
   halfOpenMaxProbes: [1, 1, "integer"],
@@ -138,8 +135,7 @@ export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerO
   const { failureRate, clock, random } = options;
   const rate = failureRate === undefined ? undefined : resolveFailureRate(failureRate);
   if (clock !== undefined) checkType("clock.now", checkObject("clock", clock).now, "function");
-  const { failureThreshold, openMs } = numbers;
-  const consecutive = new ConsecutivePolicy(failureThreshold);
+  const { openMs } = numbers;
   return {
     ...numbers,
     failureRate: rate,
@@ -149,7 +145,5 @@ export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerO
     ]) as number,
     clock: clock ?? systemClock(),
     random: checkType("random", random, "function") ?? Math.random,
-    // A consecutive policy keeps no state of its own: all breakers share one.
-    createPolicy: rate ? () => new FailureRatePolicy(rate) : () => consecutive,
   };
 }

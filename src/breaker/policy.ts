@@ -1,29 +1,5 @@
 import type { FailureRateOptions } from "./types.js";
 
-/**
- * Decides when a closed circuit opens. The breaker owns the state machine; a policy only
- * counts outcomes in the closed state.
- */
-export interface TripPolicy {
-  success(now: number): void;
-  /** Returns true when the circuit should open. */
-  failure(now: number, consecutiveFailures: number): boolean;
-  reset(): void;
-}
-
-/** Opens after `threshold` consecutive failures (the breaker keeps the count). */
-export class ConsecutivePolicy implements TripPolicy {
-  readonly #threshold: number;
-  constructor(threshold: number) {
-    this.#threshold = threshold;
-  }
-  success(): void {}
-  failure(_now: number, consecutiveFailures: number): boolean {
-    return consecutiveFailures >= this.#threshold;
-  }
-  reset(): void {}
-}
-
 const BUCKETS = 10;
 
 /**
@@ -31,7 +7,7 @@ const BUCKETS = 10;
  * `minimumCalls`. The window is a ring of 10 buckets with running totals: each call is O(1),
  * and moving to a new bucket clears at most 10 slots.
  */
-export class FailureRatePolicy implements TripPolicy {
+export class FailureRatePolicy {
   readonly #bucketMs: number;
   // Allocated on first use, so an idle breaker costs nothing here.
   #calls: Uint32Array | undefined;
