@@ -13,12 +13,13 @@ const run = (cmd, args, cwd = root) =>
   execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
 
 /**
- * Size ceilings in bytes, min+gzip, dependencies excluded. DESIGN §6 asks for 4096 B for the
- * core; today's core (persistence and cross-tab sync included) is above it (see README
- * "Performance"), so this ceiling only stops it
- * from growing until the size work (issue 7) brings it down to the bar.
+ * Size ceilings in bytes, min+gzip, dependencies excluded. Subpaths: DESIGN §6's 2 KB. The core:
+ * DESIGN asks for 4096 B, which this feature set does not fit in (README "Performance" says
+ * why, module by module); the ceiling is today's size plus about 5 %, so it cannot grow
+ * unnoticed. `LAZY_BUDGET` is the part the core loads only when a store or sync is set.
  */
-const BUDGETS = { ".": 9216, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
+const BUDGETS = { ".": 8064, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
+const LAZY_BUDGET = 2304;
 
 let passed = 0;
 let failed = 0;
@@ -145,7 +146,7 @@ export { state };
   );
 
   // 4. Size ceilings, and the DESIGN targets beside them (scripts/sizes.mjs, shared with the bench).
-  for (const { entry, name, gzip } of await entrySizes()) {
+  for (const { entry, name, gzip, lazy } of await entrySizes()) {
     const [ceiling, target] = [BUDGETS[entry], TARGETS[entry]];
     const verdict = gzip <= target ? "meets" : "misses";
     check(
@@ -153,6 +154,13 @@ export { state };
       gzip <= ceiling,
       `${gzip} B (ceiling ${ceiling} B; DESIGN target ${target} B: ${verdict})`,
     );
+    if (lazy.gzip > 0) {
+      check(
+        `size of what "${name}" loads only with a store or sync`,
+        lazy.gzip <= LAZY_BUDGET,
+        `${lazy.gzip} B (ceiling ${LAZY_BUDGET} B)`,
+      );
+    }
   }
 
   // 5. The worker-example as wrangler bundles it for deployment (offline dry run).

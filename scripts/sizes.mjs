@@ -1,15 +1,17 @@
 // Bundle sizes, min+gzip, measured the way DESIGN §6 counts them. Shared by the bench
 // (bench/sizes.mjs) and usable by the package check; `node scripts/sizes.mjs` prints them.
 //
-// Method: each entry is bundled by esbuild (ESM, minified, platform-neutral), then gzipped at
-// level 9. Package dependencies (idb-keyval, ky, cloudflare:workers) stay external, and a
-// subpath's imports out of its own folder (`../…`, the core) stay external too, so a subpath is
-// measured as what it adds beside the core and its dependency. Dependencies and peers are
-// measured by bundling them on their own.
+// Method: each entry is bundled by esbuild (ESM, minified, platform-neutral, code splitting
+// on, as an app bundler does), each resulting chunk gzipped at level 9 on its own (as served).
+// Package dependencies (idb-keyval, ky, cloudflare:workers) stay external. The core is what
+// loads with `import "cbfetch"`; the part it loads with `import()` only when `store` or `sync`
+// is set is reported beside it. A subpath is built together with the core and measured as the
+// chunks it loads that the core does not: what it adds beside the core and its dependency.
+// Dependencies and peers are measured by bundling them on their own.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
@@ -31,14 +33,6 @@ const WHOLE = {
 };
 // Packages are bundled as a web app would; opossum needs Node's `events`, left out.
 const BROWSER = { platform: "browser", external: ["events"] };
-
-/** Imports leaving a subpath's folder (the core) stay out of its bundle. */
-const coreExternal = {
-  name: "core-external",
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\// }, (args) => ({ path: args.path, external: true }));
-  },
-};
 
 /** Minified and min+gzip bytes of a built file's contents. */
 function measure(contents) {
@@ -71,33 +65,98 @@ function entryFile(entry, root) {
 }
 
 /**
- * One entry of the package as users bundle it: `{ entry, name, minified, gzip }` in bytes.
- * With `inlineDependencies`, its package dependencies are bundled in (the core stays out).
+ * Builds entries (`{ name: file }`) together with code splitting, as an app bundler would, and
+ * returns for each entry its chunks: `eager` (the entry's chunk and every chunk it imports
+ * statically: what loads with it) and `lazy` (what it only imports with `import()`). Each
+ * chunk is `{ path, minified, gzip, inputs }`, gzipped on its own as it would be served.
  */
-export async function entrySize(entry, { root = ROOT, inlineDependencies = false } = {}) {
-  const size = await bundle({
-    entryPoints: [entryFile(entry, root)],
+async function splitBundle(entryPoints, { root = ROOT, inlineDependencies = false } = {}) {
+  const outdir = join(root, ".sizes-out"); // never written: write is false
+  const result = await build({
+    entryPoints,
+    outdir,
+    absWorkingDir: root,
+    bundle: true,
+    minify: true,
+    splitting: true,
+    format: "esm",
     platform: "neutral",
+    write: false,
+    logLevel: "silent",
+    metafile: true,
     external: ["cloudflare:*"],
     packages: inlineDependencies ? undefined : "external",
-    plugins: entry === "." ? [] : [coreExternal],
   });
-  return { entry, name: `cbfetch${entry.slice(1)}`, minified: size.minified, gzip: size.gzip };
+  const contents = new Map(result.outputFiles.map((file) => [file.path, file.contents]));
+  const chunks = new Map();
+  for (const [key, output] of Object.entries(result.metafile.outputs)) {
+    const path = resolve(root, key);
+    chunks.set(path, { path, ...measure(contents.get(path)), output });
+  }
+  const reach = (starts, kinds) => {
+    const seen = new Set();
+    const visit = (path) => {
+      if (seen.has(path)) return;
+      seen.add(path);
+      for (const { path: next, kind, external } of chunks.get(path).output.imports) {
+        if (!external && kinds.includes(kind)) visit(resolve(root, next));
+      }
+    };
+    for (const start of starts) visit(start);
+    return seen;
+  };
+  const byEntry = {};
+  for (const [name] of Object.entries(entryPoints)) {
+    const [start] = [...chunks.values()].filter(
+      (c) => c.output.entryPoint !== undefined && basename(c.path, ".js") === name,
+    );
+    const eager = reach([start.path], ["import-statement"]);
+    const all = reach([start.path], ["import-statement", "dynamic-import"]);
+    byEntry[name] = {
+      eager: [...eager].map((p) => chunks.get(p)),
+      lazy: [...all].filter((p) => !eager.has(p)).map((p) => chunks.get(p)),
+    };
+  }
+  return byEntry;
+}
+
+/** The sum of chunk sizes: `{ minified, gzip }`. */
+function total(chunks) {
+  return {
+    minified: chunks.reduce((sum, c) => sum + c.minified, 0),
+    gzip: chunks.reduce((sum, c) => sum + c.gzip, 0),
+  };
 }
 
 /**
- * Where an entry's minified bytes come from: `[{ file, minified }]`, largest first (source
+ * One entry of the package as users bundle it: `{ entry, name, minified, gzip, lazy }` in bytes.
+ * The core counts what loads with it; `lazy` is what it loads only when `store` or `sync` is
+ * set. A subpath counts what it adds beside the core: its chunks that the core does not
+ * already load (code it shares with the core's lazy part counts here too). With
+ * `inlineDependencies`, its package dependencies are bundled in.
+ */
+export async function entrySize(entry, { root = ROOT, inlineDependencies = false } = {}) {
+  const name = `cbfetch${entry.slice(1)}`;
+  const points = { core: entryFile(".", root) };
+  if (entry !== ".") points.subpath = entryFile(entry, root);
+  const built = await splitBundle(points, { root, inlineDependencies });
+  if (entry === ".") {
+    const { eager, lazy } = built.core;
+    return { entry, name, ...total(eager), lazy: total(lazy) };
+  }
+  const core = new Set(built.core.eager.map((c) => c.path));
+  const own = built.subpath.eager.filter((c) => !core.has(c.path));
+  return { entry, name, ...total(own), lazy: total([]) };
+}
+
+/**
+ * Where the core's minified bytes come from: `[{ file, minified }]`, largest first (source
  * files relative to the root, before gzip: a guide to what to cut, not exact gzip shares).
  */
-export async function entryBreakdown(entry, { root = ROOT } = {}) {
-  const { inputs } = await bundle({
-    entryPoints: [entryFile(entry, root)],
-    platform: "neutral",
-    external: ["cloudflare:*"],
-    packages: "external",
-    plugins: entry === "." ? [] : [coreExternal],
-  });
-  return Object.entries(inputs)
+export async function entryBreakdown(entry = ".", { root = ROOT } = {}) {
+  const { core } = await splitBundle({ core: entryFile(entry, root) }, { root });
+  return core.eager
+    .flatMap((chunk) => Object.entries(chunk.output.inputs))
     .map(([file, { bytesInOutput }]) => ({ file, minified: bytesInOutput }))
     .sort((a, b) => b.minified - a.minified);
 }

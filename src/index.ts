@@ -19,7 +19,7 @@ export { BulkheadFullError, CircuitOpenError } from "./errors.js";
 export { createCbFetch } from "./fetch/cb-fetch.js";
 export { isFailureStatus } from "./fetch/classify.js";
 export { memoryStore } from "./persist/memory-store.js";
-export { type BreakerRecord, isNewer, RECORD_VERSION, recordProblem } from "./persist/record.js";
+export { type BreakerRecord, isNewer } from "./persist/record.js";
 export type { BreakerStore } from "./persist/store.js";
 export { CircuitEvent } from "./fetch/events.js";
 export type * from "./fetch/types.js";

@@ -7,8 +7,8 @@ import {
   createCbFetch,
   isNewer,
   memoryStore,
-  recordProblem,
 } from "../src/index.js";
+import { recordProblem } from "../src/persist/record-problem.js";
 import { ManualClock } from "./helpers/clock.js";
 import { hang, rejection, respond, useServer } from "./helpers/server.js";
 
@@ -54,6 +54,18 @@ describe("persistence with a store", () => {
     expect(error).toBeInstanceOf(CircuitOpenError);
     expect(error).toMatchObject({ retryAt });
     expect(server.hits).toBe(hits);
+  });
+
+  it("keeps a change made before the store's code has loaded", async () => {
+    // The store and sync code is loaded with import() when the instance is created; a change
+    // made synchronously right after must still be written once it is in.
+    const store = countingStore();
+    const cb = createCbFetch({ store });
+    cb.breaker(url()).forceOpen(60_000);
+    await cb.flush();
+    expect(store.saves).toBe(1);
+    expect(await store.load(server.origin)).toMatchObject({ key: server.origin, state: "open" });
+    await cb.close();
   });
 
   it("the first call waits for its key's state even without loadAll", async () => {

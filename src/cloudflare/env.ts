@@ -1,22 +1,9 @@
+import { BREAKER_NUMBERS } from "../breaker/options.js";
+import { FETCH_NUMBERS } from "../fetch/options.js";
 import type { CbFetchOptions } from "../fetch/types.js";
 
-/** Env var suffixes (after the prefix) and the option each one sets. */
-const NUMBERS = [
-  "failureThreshold",
-  "successThreshold",
-  "halfOpenMaxProbes",
-  "probeTimeoutMs",
-  "openMs",
-  "backoff",
-  "maxOpenMs",
-  "jitter",
-  "slowCallMs",
-  "timeoutMs",
-  "maxBreakers",
-  "maxConcurrent",
-  "maxQueue",
-  "loadTimeoutMs",
-] as const;
+/** Every numeric option; each can come from an env var (taken from the core's own tables). */
+const NUMBERS = [...Object.keys(BREAKER_NUMBERS), "maxOpenMs", ...Object.keys(FETCH_NUMBERS)];
 const BOOLEANS = ["respectRetryAfter"] as const;
 
 const envName = (option: string) => option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();

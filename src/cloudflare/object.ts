@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import { type BreakerRecord, copyRecord, isNewer, recordProblem } from "../persist/record.js";
+import { type BreakerRecord, copyRecord, isNewer } from "../persist/record.js";
+import { recordProblem } from "../persist/record-problem.js";
 
 /** Longest probe lease granted, whatever a caller asks for. */
 const MAX_LEASE_MS = 300_000;

@@ -4,17 +4,13 @@ import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import { type Bulkhead, FULL } from "./bulkhead.js";
 import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
 import { CircuitEvents } from "./events.js";
-import { Persistence } from "./persistence.js";
-import { Replica } from "./replica.js";
-import { type Release, Sync } from "./sync.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
+import type { ProbeGate, SharedState } from "./shared-state.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
 
 type FetchInput = RequestInfo | URL;
-type ProbeGate = (key: string, slots: number, maxHoldMs: number) => Promise<Release | undefined>;
-type LeaseProbe = (key: string, leaseMs: number) => Promise<Release | undefined>;
 
 /** How long close() waits for the store to take pending writes. */
 const CLOSE_TIMEOUT_MS = 1000;
@@ -30,7 +26,11 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
  */
 export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const config = resolveCbFetchOptions(options);
-  const clock = config.breaker.clock;
+  // Read once into locals: a call then touches this closure instead of several option objects,
+  // which matters when it runs cache-cold between real network round trips.
+  const { keyOf, timeoutMs, isFailure, respectRetryAfter, loadTimeoutMs } = config;
+  const { clock, slowCallMs } = config.breaker;
+  const userFetch = config.fetch;
   const events = new CircuitEvents();
   const onChange: TransitionListener = (breaker, from, to) => {
     if (from !== to) {
@@ -43,30 +43,47 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     }
     // Open → half-open follows from `retryAt`, which every tab and reload already has:
     // sharing it would only race with the probe's outcome.
-    if (replica === undefined || replica.applying || (from === "open" && to === "half-open")) {
-      return;
-    }
+    if (!config.persisted || (from === "open" && to === "half-open")) return;
     const entry = registry.peek(breaker.key);
     if (entry === undefined) return;
-    replica.bump(entry);
-    persistence?.schedule(entry, from !== to);
-    sync?.post(entry);
+    if (shared !== undefined) shared.changed(entry, from !== to);
+    else unshared.set(entry, unshared.get(entry) === true || from !== to);
   };
   const registry = new Registry(config, onChange);
-  const replica =
-    config.store || config.sync !== undefined ? new Replica(registry, events) : undefined;
-  const persistence = config.store && replica && new Persistence(config.store, replica);
-  const sync = config.sync !== undefined && replica ? new Sync(config.sync, replica) : undefined;
-  const ready = replica && withinLoadTimeout(Promise.all([persistence?.ready, sync?.joined]), "");
 
-  const fetchImpl = () => config.fetch ?? globalThis.fetch;
+  // The store and the cross-tab channel live in a module loaded only when one is set.
+  let shared: SharedState | undefined;
+  // Changes made before that module is in, and whether each includes a transition.
+  const unshared = new Map<Entry, boolean>();
+  const sharing: Promise<SharedState | undefined> | undefined = config.persisted
+    ? import("./shared-state.js").then(
+        ({ SharedState }) => {
+          shared = new SharedState(config, registry, events);
+          for (const [entry, transition] of unshared) shared.changed(entry, transition);
+          unshared.clear();
+          return shared;
+        },
+        (error: unknown) => {
+          report("", error); // carry on in memory
+          return undefined;
+        },
+      )
+    : undefined;
+  const ready =
+    sharing &&
+    withinLoadTimeout(
+      sharing.then((state) => state?.ready),
+      "",
+    );
+
+  const fetchImpl = () => userFetch ?? globalThis.fetch;
 
   /** The entry guarding a request, or `undefined` to pass it through untouched. */
   function entryFor(url: string, input: FetchInput, init: RequestInit | undefined) {
-    if (config.keyOf === undefined) return registry.forUrl(url);
+    if (keyOf === undefined) return registry.forUrl(url);
     const request = requestForKey(url, input, init);
     if (request === undefined) return undefined;
-    const key = config.keyOf(request);
+    const key = keyOf(request);
     if (typeof key !== "string" || key === "") {
       throw new TypeError(`cbfetch: keyOf() must return a non-empty string, got ${String(key)}`);
     }
@@ -108,17 +125,22 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
 
   function hydrate(entry: Entry): Promise<void> {
     // A late answer is still applied when it comes (merged by `rev`).
-    const loading = Promise.all([sync?.joined, persistence?.load(entry)]);
+    const loading = sharing?.then((state) => state?.load(entry));
     return withinLoadTimeout(loading, entry.breaker.key);
   }
 
   /** Waits for `loading`, but at most `loadTimeoutMs` (then reports it and goes on). */
-  async function withinLoadTimeout(loading: Promise<unknown>, key: string): Promise<void> {
-    if (!(await settlesWithin(loading, config.loadTimeoutMs))) {
+  async function withinLoadTimeout(loading: Promise<unknown> | undefined, key: string) {
+    if (!(await settlesWithin(loading, loadTimeoutMs))) {
       const what = key === "" ? "its stored state" : key;
-      const ms = config.loadTimeoutMs;
-      replica?.report(key, new Error(`cbfetch: the store took over ${ms} ms to load ${what}`));
+      report(key, new Error(`cbfetch: the store took over ${loadTimeoutMs} ms to load ${what}`));
     }
+  }
+
+  /** Reports a storage or channel problem as a `storeerror` event. */
+  function report(key: string, error: unknown): void {
+    const state = (key && registry.peek(key)?.breaker.state) || "closed";
+    events.emit("storeerror", { key, state, error });
   }
 
   async function withBulkhead(
@@ -148,8 +170,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   function guarded(entry: Entry, url: string, input: FetchInput, init: RequestInit | undefined) {
     const permit = entry.breaker.allow();
     if (permit === undefined) return refuse(entry, url, input, init, entry.breaker.openError());
-    if (permit.probe && probeGate !== undefined)
-      return sharedProbe(entry, permit, url, input, init);
+    if (permit.probe && shared?.probeGate !== undefined) {
+      return sharedProbe(entry, permit, shared.probeGate, url, input, init);
+    }
     return attempt(entry.breaker, permit, url, input, init);
   }
 
@@ -157,23 +180,17 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
    * Where several contexts share a breaker, a half-open probe also needs one of the shared
    * probe slots: a Durable Object lease (Workers), or a Web Lock (tabs).
    */
-  const leasing = (config.store as { acquireProbe?: unknown } | undefined)?.acquireProbe;
-  const probeGate: ProbeGate | undefined =
-    typeof leasing === "function"
-      ? (key, _slots, ms) => (leasing as LeaseProbe).call(config.store, key, ms)
-      : sync && ((key, slots, ms) => sync.acquireProbe(key, slots, ms));
-
   async function sharedProbe(
     entry: Entry,
     permit: Permit,
+    probeGate: ProbeGate,
     url: string,
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    const { halfOpenMaxProbes, probeTimeoutMs } = config.breaker;
-    let release: Release | undefined;
+    let release: (() => void) | undefined;
     try {
-      release = await probeGate?.(entry.breaker.key, halfOpenMaxProbes, probeTimeoutMs);
+      release = await probeGate(entry.breaker.key);
     } catch {
       // The coordination layer is down: probe on this context's own permit.
       release = () => {};
@@ -197,8 +214,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    const { timeoutMs } = config;
-    const start = config.breaker.slowCallMs === undefined ? 0 : clock.now();
+    const start = slowCallMs === undefined ? 0 : clock.now();
     const timeout =
       timeoutMs === undefined
         ? undefined
@@ -224,11 +240,10 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   }
 
   function onResponse(breaker: Breaker, permit: Permit, response: Response, start: number) {
-    const { slowCallMs } = config.breaker;
-    if (config.isFailure(response)) {
+    if (isFailure(response)) {
       const status = response.status;
       let retryAt: number | undefined;
-      if (config.respectRetryAfter && (status === 429 || status === 503)) {
+      if (respectRetryAfter && (status === 429 || status === 503)) {
         const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
         if (delay !== undefined) retryAt = clock.now() + delay;
       }
@@ -324,19 +339,15 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       return text;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") return text;
-    return config.keyOf ? config.keyOf(new Request(url)) : url.origin;
+    return keyOf ? keyOf(new Request(url)) : url.origin;
   }
 
   async function close(): Promise<void> {
-    sync?.close();
     // A hung store must not hang close(): writes still pending after a while are dropped.
-    if (persistence && !(await settlesWithin(persistence.close(), CLOSE_TIMEOUT_MS))) {
-      replica?.report(
-        "",
-        new Error(
-          `cbfetch: the store did not finish writing within ${CLOSE_TIMEOUT_MS} ms of close()`,
-        ),
-      );
+    const closing = sharing?.then((state) => state?.close());
+    if (!(await settlesWithin(closing, CLOSE_TIMEOUT_MS))) {
+      const ms = CLOSE_TIMEOUT_MS;
+      report("", new Error(`cbfetch: the store did not finish writing within ${ms} ms of close()`));
     }
   }
 
@@ -354,7 +365,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       }));
     },
     ready: ready ?? Promise.resolve(),
-    flush: async () => persistence?.flush(),
+    flush: async () => {
+      await (await sharing)?.flush();
+    },
     close,
     events,
     addEventListener: events.addEventListener.bind(events),
@@ -367,8 +380,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   return Object.assign(cb, api) as CbFetch;
 }
 
-/** Whether `promise` settles within `ms` (its outcome is ignored). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+/** Whether `promise` settles within `ms` (its outcome is ignored); no promise: true. */
+async function settlesWithin(promise: Promise<unknown> | undefined, ms: number) {
+  if (promise === undefined) return true;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(resolve, ms, false);

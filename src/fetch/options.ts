@@ -33,7 +33,7 @@ export interface ResolvedCbFetchOptions {
   readonly loadTimeoutMs: number;
 }
 
-const FETCH_NUMBERS: Record<string, NumberRule> = {
+export const FETCH_NUMBERS: Record<string, NumberRule> = {
   timeoutMs: [undefined, 0, "above"],
   maxBreakers: [1000, 1, "integer"],
   maxConcurrent: [undefined, 1, "integer"],

@@ -1,4 +1,5 @@
-import { type BreakerRecord, isNewer, RECORD_VERSION, recordProblem } from "../persist/record.js";
+import { type BreakerRecord, isNewer, RECORD_VERSION } from "../persist/record.js";
+import { recordProblem } from "../persist/record-problem.js";
 import type { CircuitEvents } from "./events.js";
 import type { Entry, Registry } from "./registry.js";
 

@@ -5,7 +5,8 @@
  * @packageDocumentation
  */
 import { createStore, get, update, values, del } from "idb-keyval";
-import { type BreakerRecord, isNewer, recordProblem } from "../persist/record.js";
+import { type BreakerRecord, isNewer } from "../persist/record.js";
+import { recordProblem } from "../persist/record-problem.js";
 import type { BreakerStore } from "../persist/store.js";
 
 /** Options of {@link idbStore}. */
