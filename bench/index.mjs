@@ -6,9 +6,10 @@
 //   5. bundle sizes                (bench/sizes.mjs)
 // Each section prints its method, a table and one "bar: … meets/misses" line per bar; all
 // figures go to bench/results.json (git-ignored). Run: `npm run bench` (builds, then
-// `node --expose-gc bench/index.mjs`); `node --expose-gc bench/index.mjs memory sizes` runs
-// only the named sections, and BENCH_LOOPBACK_ROUNDS=2 shortens section 2 for a quick try.
-// The whole run takes about 1.5 minutes on a 2-core machine.
+// `node --expose-gc --allow-natives-syntax bench/index.mjs`; the second flag only lets
+// section 2 print V8's tier of cbfetch's function); adding section names (`… index.mjs memory
+// sizes`) runs only those, and BENCH_LOOPBACK_ROUNDS=2 shortens section 2 for a quick try.
+// The whole run takes about 2 minutes on a 2-core machine.
 import { writeFileSync } from "node:fs";
 import { machine, machineLine, toJson } from "./lib.mjs";
 

@@ -99,3 +99,21 @@ export function medianInterval(values) {
   }
   return k === 0 ? [sorted[0], sorted[n - 1]] : [sorted[k - 1], sorted[n - k]];
 }
+
+/**
+ * V8's tier for `fn` ("TurboFan", "Maglev", "baseline", "interpreted"), or "unknown" when node
+ * runs without `--allow-natives-syntax` (the bench script passes it).
+ */
+export function v8Tier(fn) {
+  let status;
+  try {
+    status = new Function("f", "return %GetOptimizationStatus(f)")(fn);
+  } catch {
+    return "unknown";
+  }
+  // Bits of V8's OptimizationStatus (src/runtime/runtime.h).
+  if (status & 16) return "TurboFan";
+  if (status & 256) return "Maglev";
+  if (status & 32768) return "baseline";
+  return "interpreted";
+}

@@ -15,6 +15,12 @@
 //   overhead is its median divided by raw's in the same round, median over rounds. (Medians:
 //   on a shared machine, preemptions put milliseconds into a few requests.)
 //   Each request is also timed in phases, to show where cbfetch's overhead goes.
+//   Warm-up is 5000 cycles because V8 compiles a function with TurboFan only after enough of
+//   its bytecode has run: cbfetch's call reaches TurboFan after about 3000-4000 calls here, and
+//   with the 1000 cycles used before, a fifth of the measured requests ran its baseline code
+//   (+1.2 to +1.8 % instead of +0.8 %). The tier of cbfetch's function is printed after
+//   warm-up. An app making a few requests a minute runs that baseline code: its cost is a few
+//   µs a call, still far below a network round trip.
 // - 64 in flight: variants cannot alternate request by request (they would queue behind each
 //   other), so a round is one burst of `burst` requests per variant by 64 callers, in shuffled
 //   order; per round and variant, the burst's wall time per request (inverse throughput);
@@ -27,7 +33,17 @@ import { createServer } from "node:http";
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel";
 import CircuitBreaker from "opossum";
 import { createCbFetch } from "../dist/index.js";
-import { barLine, fmt, median, medianInterval, paired, percentile, signed, table } from "./lib.mjs";
+import {
+  barLine,
+  fmt,
+  median,
+  medianInterval,
+  paired,
+  percentile,
+  signed,
+  table,
+  v8Tier,
+} from "./lib.mjs";
 
 const OVERHEAD_BAR_PERCENT = 1; // DESIGN §6: overhead under 1 % of raw fetch latency
 // BENCH_LOOPBACK_ROUNDS=2 (say) shortens both modes for a quick try; figures are then coarse.
@@ -35,7 +51,7 @@ const ROUNDS = process.env.BENCH_LOOPBACK_ROUNDS && Number(process.env.BENCH_LOO
 const SEQUENTIAL = {
   rounds: ROUNDS || 60,
   cyclesPerRound: 150,
-  warmupCycles: 1000,
+  warmupCycles: 5000,
 };
 const CONCURRENT = {
   inFlight: 64,
@@ -140,12 +156,13 @@ async function phasedRequest(call, url) {
 const PHASES = ["call", "response", "total"];
 
 /** Sequential: per round, variant and phase the median µs; and all total latencies. */
-async function measureSequential(variants, url) {
+async function measureSequential(variants, url, warmedUp) {
   const indexes = variants.map((_, v) => v);
   const shuffle = shuffler(1);
   for (let cycle = 0; cycle < SEQUENTIAL.warmupCycles; cycle++) {
     for (const v of shuffle(indexes)) await phasedRequest(variants[v].call, url);
   }
+  warmedUp();
   const phases = Object.fromEntries(PHASES.map((p) => [p, variants.map(() => [])]));
   const latencies = variants.map(() => []);
   for (let round = 0; round < SEQUENTIAL.rounds; round++) {
@@ -284,7 +301,9 @@ export async function run(previous = {}) {
   let thin;
   try {
     console.log(`node:http server in this process, ${server.url}; client: Node's global fetch`);
-    const measured = await measureSequential(variants, server.url);
+    const measured = await measureSequential(variants, server.url, () =>
+      console.log(`after warm-up, V8 runs cbfetch's call as ${v8Tier(cb)} code`),
+    );
     sequential = summarise(variants, measured);
     phases = phasesOf(CBFETCH, variants, measured.phases);
     thin = phasesOf(THIN, variants, measured.phases);
