@@ -117,3 +117,12 @@ export function v8Tier(fn) {
   if (status & 32768) return "baseline";
   return "interpreted";
 }
+
+/** Whether V8 keeps `object` in fast mode (not dictionary properties); undefined without natives. */
+export function hasFastProperties(object) {
+  try {
+    return new Function("o", "return %HasFastProperties(o)")(object);
+  } catch {
+    return undefined;
+  }
+}

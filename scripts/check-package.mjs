@@ -18,7 +18,7 @@ const run = (cmd, args, cwd = root) =>
  * why, module by module); the ceiling is today's size plus about 5 %, so it cannot grow
  * unnoticed. `LAZY_BUDGET` is the part the core loads only when a store or sync is set.
  */
-const BUDGETS = { ".": 8064, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
+const BUDGETS = { ".": 8192, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
 const LAZY_BUDGET = 2304;
 
 let passed = 0;
@@ -154,10 +154,11 @@ export { state };
       gzip <= ceiling,
       `${gzip} B (ceiling ${ceiling} B; DESIGN target ${target} B: ${verdict})`,
     );
-    if (lazy.gzip > 0) {
+    if (entry === ".") {
+      // Also proves the split: without it, nothing would be lazy.
       check(
-        `size of what "${name}" loads only with a store or sync`,
-        lazy.gzip <= LAZY_BUDGET,
+        `"${name}" loads its store and sync code only on demand, within its ceiling`,
+        lazy.gzip > 0 && lazy.gzip <= LAZY_BUDGET,
         `${lazy.gzip} B (ceiling ${LAZY_BUDGET} B)`,
       );
     }

@@ -271,3 +271,32 @@ describe("records", () => {
     expect(recordProblem({ ...valid, extra: "ignored" })).toBeUndefined();
   });
 });
+
+describe("when the store and sync code cannot load", () => {
+  // Stands in for a lazy chunk that fails to download (a deploy replaced it, the network
+  // dropped): vitest makes the import() of that module reject.
+  it("reports one storeerror and carries on in memory", async () => {
+    vi.resetModules();
+    vi.doMock("../src/fetch/shared-state.js", () => {
+      throw new Error("chunk failed to load");
+    });
+    try {
+      const { createCbFetch: create } = await import("../src/fetch/cb-fetch.js");
+      const cb = create({ store: memoryStore(), failureThreshold: 1 });
+      const errors: unknown[] = [];
+      cb.addEventListener("storeerror", (event) => errors.push((event as CircuitEvent).error));
+      await cb.ready;
+      expect(errors).toHaveLength(1);
+      server.handle(respond(503));
+      expect((await cb(url())).status).toBe(503);
+      const hits = server.hits;
+      expect(await rejection(cb(url()))).toMatchObject({ name: "CircuitOpenError" });
+      expect(server.hits).toBe(hits);
+      await cb.flush();
+      await cb.close();
+    } finally {
+      vi.doUnmock("../src/fetch/shared-state.js");
+      vi.resetModules();
+    }
+  });
+});

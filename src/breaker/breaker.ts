@@ -72,31 +72,31 @@ type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
 export class Breaker {
   /** The key this breaker guards (for fetch: the origin). */
   readonly key: string;
-  #code: StateCode = CLOSED;
-  #openUntil = 0;
-  #reopens = 0;
-  #consecutive = 0;
+  private code: StateCode = CLOSED;
+  private openUntil = 0;
+  private reopens = 0;
+  private consecutive = 0;
   // Bumped on every transition; permits carry it to detect staleness.
-  #epoch = 0;
+  private epoch = 0;
   // Made on first use, so an idle breaker stays small.
-  #closedPermit: Permit | undefined;
-  #probes: Permit[] = NO_PROBES;
-  #probeSuccesses = 0;
-  #successCount = 0;
-  #failureCount = 0;
-  #rejectionCount = 0;
-  #ignoredCount = 0;
+  private closedPermit: Permit | undefined;
+  private probes: Permit[] = NO_PROBES;
+  private probeSuccesses = 0;
+  private successCount = 0;
+  private failureCount = 0;
+  private rejectionCount = 0;
+  private ignoredCount = 0;
   // Only a failure-rate window has state of its own; consecutive failures are counted above.
-  readonly #rate: FailureRatePolicy | undefined;
-  readonly #options: ResolvedBreakerOptions;
-  readonly #listener: TransitionListener | undefined;
+  private readonly rate: FailureRatePolicy | undefined;
+  private readonly options: ResolvedBreakerOptions;
+  private readonly listener: TransitionListener | undefined;
 
   /** Use {@link createBreaker}, or `createCbFetch(...).breaker(url)`. */
   constructor(options: ResolvedBreakerOptions, key = "", listener?: TransitionListener) {
     this.key = key;
-    this.#options = options;
-    this.#listener = listener;
-    this.#rate = options.failureRate && new FailureRatePolicy(options.failureRate);
+    this.options = options;
+    this.listener = listener;
+    this.rate = options.failureRate && new FailureRatePolicy(options.failureRate);
   }
 
   /**
@@ -104,8 +104,8 @@ export class Breaker {
    * reads as half-open, and moves there (firing its transition) on the next call.
    */
   get state(): CircuitState {
-    const code = this.#code;
-    if (code === OPEN && this.#options.clock.now() >= this.#openUntil) return "half-open";
+    const code = this.code;
+    if (code === OPEN && this.options.clock.now() >= this.openUntil) return "half-open";
     return STATE_NAMES[code] as CircuitState;
   }
 
@@ -114,10 +114,10 @@ export class Breaker {
    * flight will have decided; `undefined` when closed.
    */
   get retryAt(): number | undefined {
-    if (this.#code === CLOSED) return undefined;
-    const now = this.#options.clock.now();
-    if (this.#code === OPEN) return Math.max(now, this.#openUntil);
-    return this.#probes[0]?.expiresAt ?? now;
+    if (this.code === CLOSED) return undefined;
+    const now = this.options.clock.now();
+    if (this.code === OPEN) return Math.max(now, this.openUntil);
+    return this.probes[0]?.expiresAt ?? now;
   }
 
   /** Counters and state as plain data. */
@@ -125,13 +125,13 @@ export class Breaker {
     return {
       state: this.state,
       retryAt: this.retryAt,
-      reopenCount: this.#reopens,
-      consecutiveFailures: this.#consecutive,
-      probesInFlight: this.#probes.length,
-      successes: this.#successCount,
-      failures: this.#failureCount,
-      rejections: this.#rejectionCount,
-      ignored: this.#ignoredCount,
+      reopenCount: this.reopens,
+      consecutiveFailures: this.consecutive,
+      probesInFlight: this.probes.length,
+      successes: this.successCount,
+      failures: this.failureCount,
+      rejections: this.rejectionCount,
+      ignored: this.ignoredCount,
     };
   }
 
@@ -141,25 +141,25 @@ export class Breaker {
    */
   allow(): Permit | undefined {
     // Hot path: closed needs no clock and allocates nothing.
-    if (this.#code === CLOSED) return (this.#closedPermit ??= this.#newClosedPermit());
-    const now = this.#options.clock.now();
-    this.#refresh(now);
-    if (this.#code === HALF_OPEN && this.#probes.length < this.#options.halfOpenMaxProbes) {
-      const probe = new Permit(this, this.#epoch, true, now + this.#options.probeTimeoutMs);
-      if (this.#probes === NO_PROBES) this.#probes = [probe];
-      else this.#probes.push(probe);
+    if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
+    const now = this.options.clock.now();
+    this.refresh(now);
+    if (this.code === HALF_OPEN && this.probes.length < this.options.halfOpenMaxProbes) {
+      const probe = new Permit(this, this.epoch, true, now + this.options.probeTimeoutMs);
+      if (this.probes === NO_PROBES) this.probes = [probe];
+      else this.probes.push(probe);
       return probe;
     }
-    this.#rejectionCount++;
+    this.rejectionCount++;
     return undefined;
   }
 
   /** The error a refused call gets: a {@link CircuitOpenError} with this breaker's timing. */
   openError(): CircuitOpenError {
-    const now = this.#options.clock.now();
-    this.#refresh(now);
-    const halfOpen = this.#code === HALF_OPEN;
-    const retryAt = halfOpen ? (this.#probes[0]?.expiresAt ?? now) : this.#openUntil;
+    const now = this.options.clock.now();
+    this.refresh(now);
+    const halfOpen = this.code === HALF_OPEN;
+    const retryAt = halfOpen ? (this.probes[0]?.expiresAt ?? now) : this.openUntil;
     // A fast-fail happens in bursts while an origin is down, and its stack would only point
     // into cbfetch: skip capturing it (most of the cost of making an Error).
     const V8Error = Error as { stackTraceLimit?: number };
@@ -177,8 +177,8 @@ export class Breaker {
   async run<T>(fn: () => T | PromiseLike<T>): Promise<T> {
     const permit = this.allow();
     if (permit === undefined) throw this.openError();
-    const slowCallMs = this.#options.slowCallMs;
-    const start = slowCallMs === undefined ? 0 : this.#options.clock.now();
+    const slowCallMs = this.options.slowCallMs;
+    const start = slowCallMs === undefined ? 0 : this.options.clock.now();
     let value: T;
     try {
       value = await fn();
@@ -186,7 +186,7 @@ export class Breaker {
       permit.failure("error");
       throw error;
     }
-    if (slowCallMs !== undefined && this.#options.clock.now() - start > slowCallMs) {
+    if (slowCallMs !== undefined && this.options.clock.now() - start > slowCallMs) {
       permit.failure("slow");
     } else {
       permit.success();
@@ -201,38 +201,38 @@ export class Breaker {
 
   /** Records a success for a call made without a permit (settles the oldest probe in half-open). */
   recordSuccess(): void {
-    this._settle(this.#currentPermit(), SUCCESS);
+    this._settle(this.currentPermit(), SUCCESS);
   }
 
   /** Records a failure for a call made without a permit (settles the oldest probe in half-open). */
   recordFailure(kind: FailureKind = "manual"): void {
-    this._settle(this.#currentPermit(), FAILURE, kind);
+    this._settle(this.currentPermit(), FAILURE, kind);
   }
 
   /**
    * Opens the circuit now for `ms` milliseconds (default `openMs`, clamped to `maxOpenMs`),
    * exactly, without jitter. It then half-opens and probes as usual.
    */
-  forceOpen(ms: number = this.#options.openMs): void {
+  forceOpen(ms: number = this.options.openMs): void {
     if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
       throw new RangeError(`cbfetch: forceOpen(ms) needs a number >= 0, got ${String(ms)}`);
     }
-    const now = this.#options.clock.now();
-    this.#open(now, now + Math.min(ms, this.#options.maxOpenMs), false);
+    const now = this.options.clock.now();
+    this.open(now, now + Math.min(ms, this.options.maxOpenMs), false);
   }
 
   /** Closes the circuit now; keeps the lifetime counters. */
   forceClose(): void {
-    this.#close();
+    this.close();
   }
 
   /** Closes the circuit and zeroes every counter, as if new. */
   reset(): void {
-    this.#close();
-    this.#successCount = 0;
-    this.#failureCount = 0;
-    this.#rejectionCount = 0;
-    this.#ignoredCount = 0;
+    this.close();
+    this.successCount = 0;
+    this.failureCount = 0;
+    this.rejectionCount = 0;
+    this.ignoredCount = 0;
   }
 
   /**
@@ -241,12 +241,12 @@ export class Breaker {
    * to this instance alone.
    */
   exportState(): BreakerState {
-    const closed = this.#code === CLOSED;
+    const closed = this.code === CLOSED;
     return {
       state: closed ? "closed" : "open",
-      retryAt: closed ? 0 : this.#openUntil,
-      reopenCount: this.#reopens,
-      consecutiveFailures: this.#consecutive,
+      retryAt: closed ? 0 : this.openUntil,
+      reopenCount: this.reopens,
+      consecutiveFailures: this.consecutive,
     };
   }
 
@@ -256,17 +256,17 @@ export class Breaker {
    * a half-open one admits fresh probes. Fires the transition listener like any change.
    */
   importState(state: BreakerState): void {
-    const now = this.#options.clock.now();
-    this.#reopens = state.reopenCount;
-    this.#consecutive = state.state === "closed" ? state.consecutiveFailures : 0;
-    this.#openUntil = Math.min(state.retryAt, now + this.#options.maxOpenMs);
+    const now = this.options.clock.now();
+    this.reopens = state.reopenCount;
+    this.consecutive = state.state === "closed" ? state.consecutiveFailures : 0;
+    this.openUntil = Math.min(state.retryAt, now + this.options.maxOpenMs);
     const code = STATE_NAMES.indexOf(state.state) as StateCode;
-    if (code === this.#code) {
-      this.#listener?.(this, state.state, state.state);
+    if (code === this.code) {
+      this.listener?.(this, state.state, state.state);
       return;
     }
-    this.#rate?.reset();
-    this.#transition(code);
+    this.rate?.reset();
+    this.transition(code);
   }
 
   /** Applies the outcome of a permit; use the permit's methods instead. @internal */
@@ -274,119 +274,119 @@ export class Breaker {
     if (permit.probe) {
       if (permit.settled) return;
       permit.settled = true;
-      const index = this.#probes.indexOf(permit);
-      if (index >= 0) this.#probes.splice(index, 1);
+      const index = this.probes.indexOf(permit);
+      if (index >= 0) this.probes.splice(index, 1);
     }
     if (outcome === RELEASE) {
-      this.#ignoredCount++;
+      this.ignoredCount++;
       return;
     }
-    if (permit.epoch !== this.#epoch) {
+    if (permit.epoch !== this.epoch) {
       // Stale: the state changed while the call ran. A Retry-After still opens the circuit
       // (the server asked us to stay away), but nothing else from that call counts.
-      if (retryAt !== undefined && this.#code !== OPEN) this.#settleFailure(retryAt);
-      else this.#ignoredCount++;
+      if (retryAt !== undefined && this.code !== OPEN) this.settleFailure(retryAt);
+      else this.ignoredCount++;
       return;
     }
-    if (outcome === SUCCESS) this.#settleSuccess();
-    else this.#settleFailure(retryAt, kind);
+    if (outcome === SUCCESS) this.settleSuccess();
+    else this.settleFailure(retryAt, kind);
   }
 
-  #settleSuccess(): void {
-    this.#successCount++;
-    if (this.#code === CLOSED) {
-      if (this.#consecutive !== 0) {
-        this.#consecutive = 0;
-        this.#listener?.(this, "closed", "closed");
+  private settleSuccess(): void {
+    this.successCount++;
+    if (this.code === CLOSED) {
+      if (this.consecutive !== 0) {
+        this.consecutive = 0;
+        this.listener?.(this, "closed", "closed");
       }
       // Only a time-window policy needs successes (and the clock): skip both otherwise.
-      this.#rate?.success(this.#options.clock.now());
-    } else if (this.#code === HALF_OPEN) {
-      if (++this.#probeSuccesses >= this.#options.successThreshold) this.#close();
+      this.rate?.success(this.options.clock.now());
+    } else if (this.code === HALF_OPEN) {
+      if (++this.probeSuccesses >= this.options.successThreshold) this.close();
     }
   }
 
-  #settleFailure(retryAt?: number, _kind?: FailureKind): void {
-    this.#failureCount++;
-    const now = this.#options.clock.now();
-    if (this.#code === HALF_OPEN) {
-      this.#reopens++;
-      this.#open(now, retryAt, retryAt === undefined);
+  private settleFailure(retryAt?: number, _kind?: FailureKind): void {
+    this.failureCount++;
+    const now = this.options.clock.now();
+    if (this.code === HALF_OPEN) {
+      this.reopens++;
+      this.open(now, retryAt, retryAt === undefined);
       return;
     }
-    if (this.#code === OPEN) return;
-    this.#consecutive++;
-    const trips = this.#rate
-      ? this.#rate.failure(now)
-      : this.#consecutive >= this.#options.failureThreshold;
-    if (retryAt !== undefined || trips) this.#open(now, retryAt, retryAt === undefined);
-    else this.#listener?.(this, "closed", "closed");
+    if (this.code === OPEN) return;
+    this.consecutive++;
+    const trips = this.rate
+      ? this.rate.failure(now)
+      : this.consecutive >= this.options.failureThreshold;
+    if (retryAt !== undefined || trips) this.open(now, retryAt, retryAt === undefined);
+    else this.listener?.(this, "closed", "closed");
   }
 
   /** The permit a manual record applies to: the oldest probe, or the state's own. */
-  #currentPermit(): Permit {
-    if (this.#code !== CLOSED) this.#refresh(this.#options.clock.now());
-    if (this.#code === HALF_OPEN) {
-      return this.#probes[0] ?? new Permit(this, this.#epoch, true, Number.POSITIVE_INFINITY);
+  private currentPermit(): Permit {
+    if (this.code !== CLOSED) this.refresh(this.options.clock.now());
+    if (this.code === HALF_OPEN) {
+      return this.probes[0] ?? new Permit(this, this.epoch, true, Number.POSITIVE_INFINITY);
     }
-    if (this.#code === CLOSED) return (this.#closedPermit ??= this.#newClosedPermit());
+    if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
     return new Permit(this, -1, false, 0);
   }
 
   /** Lazy time-driven transitions: open → half-open at `retryAt`; expired probes fail. */
-  #refresh(now: number): void {
-    if (this.#code === OPEN && now >= this.#openUntil) {
-      this.#transition(HALF_OPEN);
-    } else if (this.#code === HALF_OPEN) {
-      const oldest = this.#probes[0];
+  private refresh(now: number): void {
+    if (this.code === OPEN && now >= this.openUntil) {
+      this.transition(HALF_OPEN);
+    } else if (this.code === HALF_OPEN) {
+      const oldest = this.probes[0];
       if (oldest !== undefined && oldest.expiresAt <= now) {
         // The oldest probe counts as failed; the transition discards any others.
         oldest.settled = true;
-        this.#probes.shift();
-        this.#failureCount++;
-        this.#reopens++;
-        this.#open(now, undefined, true);
+        this.probes.shift();
+        this.failureCount++;
+        this.reopens++;
+        this.open(now, undefined, true);
       }
     }
   }
 
-  #open(now: number, until: number | undefined, jittered: boolean): void {
-    const { openMs, backoff, maxOpenMs, jitter, random } = this.#options;
+  private open(now: number, until: number | undefined, jittered: boolean): void {
+    const { openMs, backoff, maxOpenMs, jitter, random } = this.options;
     if (until === undefined) {
-      const base = Math.min(openMs * backoff ** this.#reopens, maxOpenMs);
+      const base = Math.min(openMs * backoff ** this.reopens, maxOpenMs);
       let duration = jittered ? base * (1 + jitter * (2 * random() - 1)) : base;
       // Reflect at the ceiling so clients at maxOpenMs keep their spread instead of piling up.
       if (duration > maxOpenMs) duration = 2 * maxOpenMs - duration;
       until = now + duration;
     }
-    this.#openUntil = Math.min(until, now + maxOpenMs);
-    this.#transition(OPEN);
+    this.openUntil = Math.min(until, now + maxOpenMs);
+    this.transition(OPEN);
   }
 
-  #newClosedPermit(): Permit {
-    return new Permit(this, this.#epoch, false, Number.POSITIVE_INFINITY);
+  private newClosedPermit(): Permit {
+    return new Permit(this, this.epoch, false, Number.POSITIVE_INFINITY);
   }
 
-  #close(): void {
-    const counted = this.#consecutive !== 0 || this.#reopens !== 0;
-    this.#reopens = 0;
-    this.#consecutive = 0;
-    this.#rate?.reset();
-    if (this.#code !== CLOSED) this.#transition(CLOSED);
-    else if (counted) this.#listener?.(this, "closed", "closed");
+  private close(): void {
+    const counted = this.consecutive !== 0 || this.reopens !== 0;
+    this.reopens = 0;
+    this.consecutive = 0;
+    this.rate?.reset();
+    if (this.code !== CLOSED) this.transition(CLOSED);
+    else if (counted) this.listener?.(this, "closed", "closed");
   }
 
-  #transition(to: StateCode): void {
-    const from = this.#code;
-    this.#code = to;
-    this.#epoch++;
-    this.#probeSuccesses = 0;
+  private transition(to: StateCode): void {
+    const from = this.code;
+    this.code = to;
+    this.epoch++;
+    this.probeSuccesses = 0;
     // Probes still in flight belong to the state being left: their outcomes will not count.
-    for (const probe of this.#probes) probe.settled = true;
-    this.#ignoredCount += this.#probes.length;
-    this.#probes = NO_PROBES;
+    for (const probe of this.probes) probe.settled = true;
+    this.ignoredCount += this.probes.length;
+    this.probes = NO_PROBES;
     // Permits of the previous closed state must not count in this one.
-    this.#closedPermit = undefined;
-    this.#listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
+    this.closedPermit = undefined;
+    this.listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
   }
 }

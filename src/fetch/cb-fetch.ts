@@ -47,23 +47,24 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     const entry = registry.peek(breaker.key);
     if (entry === undefined) return;
     if (shared !== undefined) shared.changed(entry, from !== to);
-    else unshared.set(entry, unshared.get(entry) === true || from !== to);
+    else unshared?.set(entry, unshared.get(entry) === true || from !== to);
   };
   const registry = new Registry(config, onChange);
 
   // The store and the cross-tab channel live in a module loaded only when one is set.
   let shared: SharedState | undefined;
   // Changes made before that module is in, and whether each includes a transition.
-  const unshared = new Map<Entry, boolean>();
+  let unshared: Map<Entry, boolean> | undefined = new Map();
   const sharing: Promise<SharedState | undefined> | undefined = config.persisted
     ? import("./shared-state.js").then(
         ({ SharedState }) => {
           shared = new SharedState(config, registry, events);
-          for (const [entry, transition] of unshared) shared.changed(entry, transition);
-          unshared.clear();
+          for (const [entry, transition] of unshared ?? []) shared.changed(entry, transition);
+          unshared = undefined;
           return shared;
         },
         (error: unknown) => {
+          unshared = undefined;
           report("", error); // carry on in memory
           return undefined;
         },
