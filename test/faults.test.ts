@@ -2,7 +2,7 @@
 // Faults of the platform underneath (IndexedDB on fake-indexeddb, BroadcastChannel, the clock,
 // the fetch): requests keep flowing, the breaker keeps breaking, problems are reported.
 import "fake-indexeddb/auto";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { idbStore } from "../src/idb/index.js";
 import {
   type CbFetchOptions,
@@ -14,6 +14,10 @@ import { respond, useServer } from "./helpers/server.js";
 
 const server = useServer();
 afterEach(() => vi.restoreAllMocks());
+// The instance loads its store code with import(); vitest compiles it on first use, which can
+// take longer than these tests' 50 ms loadTimeoutMs on a busy machine. Load it up front so
+// each test counts only the storage faults it makes.
+beforeAll(() => import("../src/fetch/shared-state.js"));
 const url = (path = "/") => server.origin + path;
 let n = 0;
 

@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import {
   type BreakerRecord,
   type BreakerStore,
@@ -15,6 +15,9 @@ import { hang, rejection, respond, useServer } from "./helpers/server.js";
 // Persistence semantics with memoryStore and hand-made faulty stores, against a real server.
 const server = useServer();
 const url = (path = "/") => server.origin + path;
+// The store code is loaded with import(); load it up front so the tests with a short
+// loadTimeoutMs time the store, not vitest compiling that module on first use.
+beforeAll(() => import("../src/fetch/shared-state.js"));
 
 /** A memoryStore that counts its writes and can be inspected. */
 function countingStore() {
