@@ -275,6 +275,33 @@ describe("records", () => {
   });
 });
 
+describe("the store and sync code", () => {
+  it("is imported only by an instance with a store or sync", async () => {
+    vi.resetModules();
+    let imports = 0;
+    vi.doMock("../src/fetch/shared-state.js", async (original) => {
+      imports++;
+      return original();
+    });
+    try {
+      const { createCbFetch: create } = await import("../src/fetch/cb-fetch.js");
+      const plain = create();
+      expect((await plain(url())).status).toBe(200);
+      plain.breaker(url()).forceOpen();
+      await plain.flush();
+      await plain.close();
+      expect(imports).toBe(0);
+      const stored = create({ store: memoryStore() });
+      await stored.ready;
+      expect(imports).toBe(1);
+      await stored.close();
+    } finally {
+      vi.doUnmock("../src/fetch/shared-state.js");
+      vi.resetModules();
+    }
+  });
+});
+
 describe("when the store and sync code cannot load", () => {
   // Stands in for a lazy chunk that fails to download (a deploy replaced it, the network
   // dropped): vitest makes the import() of that module reject.
