@@ -72,6 +72,8 @@ type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
 export class Breaker {
   /** The key this breaker guards (for fetch: the origin). */
   readonly key: string;
+  // TypeScript-private rather than `#private`: with this many `#` fields, V8 moved Breakers to
+  // dictionary properties in a long-lived process (2.7 times the memory; bench section 3).
   private code: StateCode = CLOSED;
   private openUntil = 0;
   private reopens = 0;
