@@ -100,17 +100,22 @@ export function medianInterval(values) {
   return k === 0 ? [sorted[0], sorted[n - 1]] : [sorted[k - 1], sorted[n - k]];
 }
 
+/** V8's `%name(value)`, or `undefined` when node runs without `--allow-natives-syntax`. */
+function v8Native(name, value) {
+  try {
+    return new Function("v", `return %${name}(v)`)(value);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * V8's tier for `fn` ("TurboFan", "Maglev", "baseline", "interpreted"), or "unknown" when node
  * runs without `--allow-natives-syntax` (the bench script passes it).
  */
 export function v8Tier(fn) {
-  let status;
-  try {
-    status = new Function("f", "return %GetOptimizationStatus(f)")(fn);
-  } catch {
-    return "unknown";
-  }
+  const status = v8Native("GetOptimizationStatus", fn);
+  if (status === undefined) return "unknown";
   // Bits of V8's OptimizationStatus (src/runtime/runtime.h).
   if (status & 16) return "TurboFan";
   if (status & 256) return "Maglev";
@@ -120,9 +125,5 @@ export function v8Tier(fn) {
 
 /** Whether V8 keeps `object` in fast mode (not dictionary properties); undefined without natives. */
 export function hasFastProperties(object) {
-  try {
-    return new Function("o", "return %HasFastProperties(o)")(object);
-  } catch {
-    return undefined;
-  }
+  return v8Native("HasFastProperties", object);
 }

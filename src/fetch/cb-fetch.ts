@@ -58,7 +58,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const sharing: Promise<SharedState | undefined> | undefined = config.persisted
     ? import("./shared-state.js").then(
         ({ SharedState }) => {
-          shared = new SharedState(config, registry, events);
+          shared = new SharedState(config, registry, report);
           for (const [entry, transition] of unshared ?? []) shared.changed(entry, transition);
           unshared = undefined;
           return shared;

@@ -1,7 +1,9 @@
 import { type BreakerRecord, isNewer, RECORD_VERSION } from "../persist/record.js";
 import { recordProblem } from "../persist/record-problem.js";
-import type { CircuitEvents } from "./events.js";
 import type { Entry, Registry } from "./registry.js";
+
+/** Reports a storage or channel problem for a key (`""`: the instance as a whole). */
+export type Report = (key: string, error: unknown) => void;
 
 /**
  * The bookkeeping shared by the store and the cross-tab channel: each entry's revision, this
@@ -12,12 +14,13 @@ export class Replica {
   /** This instance's id in the records it makes. */
   readonly writer = Math.random().toString(36).slice(2, 12);
   readonly registry: Registry;
-  readonly #events: CircuitEvents;
+  /** Reports a problem as a `storeerror` event (the instance's own reporter). */
+  readonly report: Report;
   #applying = false;
 
-  constructor(registry: Registry, events: CircuitEvents) {
+  constructor(registry: Registry, report: Report) {
     this.registry = registry;
-    this.#events = events;
+    this.report = report;
   }
 
   /** True while a record from elsewhere is being applied. */
@@ -69,11 +72,5 @@ export class Replica {
       this.#applying = false;
     }
     return true;
-  }
-
-  /** Reports a problem as a `storeerror` event. */
-  report(key: string, error: unknown): void {
-    const state = (key && this.registry.peek(key)?.breaker.state) || "closed";
-    this.#events.emit("storeerror", { key, state, error });
   }
 }

@@ -1,8 +1,7 @@
-import type { CircuitEvents } from "./events.js";
 import type { ResolvedCbFetchOptions } from "./options.js";
 import { Persistence } from "./persistence.js";
 import type { Entry, Registry } from "./registry.js";
-import { Replica } from "./replica.js";
+import { type Report, Replica } from "./replica.js";
 import { type Release, Sync } from "./sync.js";
 
 /** Takes a shared half-open probe slot: a release function, or `undefined` when all are taken. */
@@ -23,10 +22,10 @@ export class SharedState {
   readonly #persistence: Persistence | undefined;
   readonly #sync: Sync | undefined;
 
-  constructor(config: ResolvedCbFetchOptions, registry: Registry, events: CircuitEvents) {
+  constructor(config: ResolvedCbFetchOptions, registry: Registry, report: Report) {
     const { store, sync: channel } = config;
     const { halfOpenMaxProbes, probeTimeoutMs } = config.breaker;
-    const replica = new Replica(registry, events);
+    const replica = new Replica(registry, report);
     const persistence = store && new Persistence(store, replica);
     const sync = channel === undefined ? undefined : new Sync(channel, replica);
     const leasing = (store as { acquireProbe?: unknown } | undefined)?.acquireProbe;
