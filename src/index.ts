@@ -18,9 +18,9 @@ export type * from "./breaker/types.js";
 export { BulkheadFullError, CircuitOpenError } from "./errors.js";
 export { createCbFetch } from "./fetch/cb-fetch.js";
 export { isFailureStatus } from "./fetch/classify.js";
-export { memoryStore } from "./persist/memory-store.js";
-export { type BreakerRecord, isNewer } from "./persist/record.js";
-export type { BreakerStore } from "./persist/store.js";
+export { memoryStore } from "./shared/memory-store.js";
+export { type BreakerRecord, mergeRecords } from "./shared/record.js";
+export type { BreakerStore } from "./shared/store.js";
 export { CircuitEvent } from "./fetch/events.js";
 export type * from "./fetch/types.js";
 

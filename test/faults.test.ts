@@ -17,7 +17,7 @@ afterEach(() => vi.restoreAllMocks());
 // The instance loads its store code with import(); vitest compiles it on first use, which can
 // take longer than these tests' 50 ms loadTimeoutMs on a busy machine. Load it up front so
 // each test counts only the storage faults it makes.
-beforeAll(() => import("../src/fetch/shared-state.js"));
+beforeAll(() => import("../src/shared/shared-state.js"));
 const url = (path = "/") => server.origin + path;
 let n = 0;
 

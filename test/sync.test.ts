@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
+  type BreakerRecord,
   type CbFetchOptions,
   CircuitOpenError,
   type CircuitEvent,
   createCbFetch,
   memoryStore,
 } from "../src/index.js";
+import { isOpen } from "../src/shared/record.js";
 import { ManualClock } from "./helpers/clock.js";
 import { hangUp, rejection, respond, useServer } from "./helpers/server.js";
 
@@ -60,16 +62,43 @@ describe("cross-tab sync (BroadcastChannel)", () => {
     expect(server.hits).toBe(hits);
   });
 
-  it("failure counts add up across tabs", async () => {
+  it("a tab tripping while another records flaky outcomes: both end open", async () => {
     const {
       tabs: [a, b],
-    } = tabs(2, { failureThreshold: 2 });
+    } = tabs(2, { failureThreshold: 3 });
     if (!a || !b) throw new Error("two tabs");
-    server.handle(respond(503));
-    await a(url());
-    await vi.waitFor(() => expect(b.breaker(url()).stats.consecutiveFailures).toBe(1));
-    await b(url()); // the second failure, seen by another tab
-    await vi.waitFor(() => expect(a.state(url())).toBe("open"));
+    await Promise.all([a.ready, b.ready]);
+    // In the same moment (before any message is delivered): a trips, b records failure,
+    // success, failure, success. b's changes were made without knowing a's open.
+    const [breakerA, breakerB] = [a.breaker(url()), b.breaker(url())];
+    for (let i = 0; i < 3; i++) breakerA.recordFailure();
+    for (let i = 0; i < 2; i++) {
+      breakerB.recordFailure();
+      breakerB.recordSuccess();
+    }
+    await vi.waitFor(() => expect(b.state(url())).toBe("open"));
+    await new Promise((r) => setTimeout(r, 20));
+    expect([a.state(url()), b.state(url())]).toEqual(["open", "open"]);
+  });
+
+  it("failure counts are per tab: healthy but flaky traffic sends nothing", async () => {
+    const {
+      sync,
+      tabs: [a, b],
+    } = tabs(2, { failureThreshold: 3 });
+    if (!a || !b) throw new Error("two tabs");
+    await Promise.all([a.ready, b.ready]);
+    const listener = new BroadcastChannel(`cbfetch:${sync}`);
+    const messages: unknown[] = [];
+    listener.onmessage = (event) => messages.push(event.data);
+    for (const status of [503, 200, 503, 200, 503, 503, 200]) {
+      server.handle(respond(status));
+      await b(url());
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(messages).toEqual([]);
+    expect(a.breaker(url()).stats.consecutiveFailures).toBe(0);
+    listener.close();
   });
 
   it("a probe's success closes every tab; its failure re-opens every tab", async () => {
@@ -116,36 +145,36 @@ describe("cross-tab sync (BroadcastChannel)", () => {
     await a.ready;
     const intruder = new BroadcastChannel(`cbfetch:${sync}`);
     const valid = {
-      v: 1,
+      v: 2,
       key: server.origin,
-      state: "open",
+      opened: Date.now(),
       retryAt: Date.now() + 60_000,
-      reopenCount: 0,
-      consecutiveFailures: 0,
-      rev: 1,
-      writer: "x",
+      reopens: 0,
+      closed: 0,
     };
     const garbage: unknown[] = [
       "hello",
       42,
       null,
       [1, 2],
-      { cbfetch: 1, type: "nonsense" },
-      { cbfetch: 1, type: "state", records: "not an array" },
-      { cbfetch: 1, type: "state", records: [{ ...valid, state: "ajar" }] },
-      { cbfetch: 1, type: "state", records: [{ ...valid, v: 9 }] },
-      { cbfetch: 1, type: "state", records: [{ ...valid, rev: -1 }] },
-      { cbfetch: 1, type: "state", records: [null] },
+      { cbfetch: 2, type: "nonsense" },
+      { cbfetch: 2, type: "state", records: "not an array" },
+      { cbfetch: 2, type: "state", records: [{ ...valid, opened: -1 }] },
+      { cbfetch: 2, type: "state", records: [{ ...valid, v: 9 }] },
+      { cbfetch: 2, type: "state", records: [{ ...valid, reopens: -1 }] },
+      { cbfetch: 2, type: "state", records: [{ ...valid, opened: Number.MAX_SAFE_INTEGER }] },
+      { cbfetch: 2, type: "state", records: [null] },
     ];
     for (const message of garbage) intruder.postMessage(message);
-    intruder.postMessage({ cbfetch: 2, type: "state", records: [valid] }); // a newer cbfetch
+    intruder.postMessage({ cbfetch: 3, type: "state", records: [valid] }); // a newer cbfetch
+    intruder.postMessage({ cbfetch: 1, type: "state", records: [valid] }); // an older one
     await vi.waitFor(() => expect(a.storeErrors).toHaveLength(garbage.length));
     intruder.close();
     expect(a.state(url())).toBe("closed");
     expect((await a(url())).status).toBe(200);
   });
 
-  it("an older revision never rolls a tab back; a newer one wins", async () => {
+  it("an older record never rolls a tab back; a later open wins", async () => {
     const {
       sync,
       clock,
@@ -154,28 +183,21 @@ describe("cross-tab sync (BroadcastChannel)", () => {
     if (!a) throw new Error("one tab");
     server.handle(respond(503));
     await a(url());
-    await a(url()); // two changes: rev 2, open
+    await a(url()); // open, at clock.t
     const peer = new BroadcastChannel(`cbfetch:${sync}`);
-    const record = (rev: number, state: string, retryAt = 0) => ({
-      cbfetch: 1,
+    const record = (fields: object) => ({
+      cbfetch: 2,
       type: "state",
       records: [
-        {
-          v: 1,
-          key: server.origin,
-          state,
-          retryAt,
-          reopenCount: 0,
-          consecutiveFailures: 0,
-          rev,
-          writer: "peer",
-        },
+        { v: 2, key: server.origin, opened: 0, retryAt: 0, reopens: 0, closed: 0, ...fields },
       ],
     });
-    peer.postMessage(record(1, "closed"));
+    // A close from evidence older than a's open (made without knowing it): ignored.
+    peer.postMessage(record({ closed: clock.t - 1 }));
     await new Promise((r) => setTimeout(r, 20));
     expect(a.state(url())).toBe("open");
-    peer.postMessage(record(3, "open", clock.t + 7000));
+    clock.advance(1);
+    peer.postMessage(record({ opened: clock.t, retryAt: clock.t + 7000 }));
     await vi.waitFor(() => expect(a.breaker(url()).retryAt).toBe(clock.t + 7000));
     peer.close();
   });
@@ -206,7 +228,7 @@ describe("cross-tab sync (BroadcastChannel)", () => {
     await a(url());
     await new Promise((r) => setTimeout(r, 20));
     expect(b.state(url())).toBe("closed"); // closed instances hear nothing
-    expect(await store.load(server.origin)).toMatchObject({ state: "open" });
+    expect(isOpen((await store.load(server.origin)) as BreakerRecord)).toBe(true);
   });
 
   it("without BroadcastChannel, sync is off and everything else works", async () => {

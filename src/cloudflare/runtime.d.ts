@@ -7,4 +7,5 @@ declare module "cloudflare:workers" {
     protected env: Env;
     constructor(ctx: import("./types.js").DurableObjectStateLike, env: Env);
   }
+  export function waitUntil(promise: Promise<unknown>): void;
 }

@@ -1,5 +1,6 @@
-import type { BreakerRecord } from "../persist/record.js";
-import type { BreakerStore } from "../persist/store.js";
+import type { BreakerRecord } from "../shared/record.js";
+import type { ProbeLease } from "../shared/shared-state.js";
+import type { BreakerStore } from "../shared/store.js";
 import type {
   CircuitBreakerStub,
   DurableObjectNamespaceLike,
@@ -8,8 +9,16 @@ import type {
 
 /** A store that can also lease the half-open probe across every isolate. */
 export interface ProbeLeasingStore extends BreakerStore {
-  /** A release function when this isolate may probe `key`, `undefined` when another one is. */
-  acquireProbe(key: string, leaseMs: number): Promise<(() => void) | undefined>;
+  /** A lease with its release function, or a refusal saying until when (with the record). */
+  acquireProbe(key: string, leaseMs: number): Promise<ProbeLease>;
+}
+
+type KeepAlive = (work: Promise<unknown>) => void;
+let runtimeKeepAlive: KeepAlive | undefined;
+
+/** Set by the Durable Object's module: `waitUntil` from `cloudflare:workers`. @internal */
+export function keepAliveWith(waitUntil: KeepAlive): void {
+  runtimeKeepAlive = waitUntil;
 }
 
 /**
@@ -22,7 +31,7 @@ export function durableObjectStore(
   namespace: DurableObjectNamespaceLike,
   options: DurableObjectStoreOptions = {},
 ): ProbeLeasingStore {
-  const { scope = "global", colo = "unknown" } = options;
+  const { scope = "global", colo = "unknown", waitUntil } = options;
   if (scope !== "global" && scope !== "colo") {
     throw new TypeError(`cbfetch: option "scope" must be "global" or "colo", got ${String(scope)}`);
   }
@@ -32,13 +41,24 @@ export function durableObjectStore(
       namespace.idFromName(scope === "colo" ? `${colo}|${key}` : key) as never,
     ) as CircuitBreakerStub;
   return {
-    load: (key) => stub(key).load(),
+    load: (key) => stub(key).load(key),
     save: (record: BreakerRecord) => stub(record.key).report(record),
     async acquireProbe(key, leaseMs) {
       const object = stub(key);
-      if (!(await object.acquireProbe(holder, leaseMs))) return undefined;
-      // Best effort: if the release is lost, the lease expires by itself.
-      return () => void object.releaseProbe(holder).catch(() => {});
+      const answer = await object.acquireProbe(holder, leaseMs, key);
+      if (answer?.granted === true) {
+        // Best effort: if the release is lost, the lease expires by itself.
+        return { granted: true, release: () => void object.releaseProbe(holder).catch(() => {}) };
+      }
+      const until = Number(answer?.until);
+      return { granted: false, until: Number.isFinite(until) ? until : 0, record: answer?.record };
+    },
+    keepAlive(work) {
+      try {
+        (waitUntil ?? runtimeKeepAlive)?.(work);
+      } catch {
+        // Outside any request: nothing to extend.
+      }
     },
   };
 }

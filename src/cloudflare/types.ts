@@ -5,14 +5,27 @@ export interface DurableObjectStateLike {
   storage: {
     get(key: string): Promise<unknown>;
     put(key: string, value: unknown): Promise<void>;
+    list(options: { prefix: string }): Promise<Map<string, unknown>>;
+    setAlarm(time: number): Promise<void>;
+    deleteAll(): Promise<void>;
   };
+}
+
+/** What {@link CircuitBreakerObject.acquireProbe} answers. */
+export interface ObjectProbeAnswer {
+  /** Whether the caller may probe now. */
+  granted: boolean;
+  /** Epoch ms when the lease granted ends, or until when the probe is refused. */
+  until: number;
+  /** The object's record of the key, on a refusal (the caller adopts it). */
+  record?: unknown;
 }
 
 /** The RPC methods of a {@link CircuitBreakerObject} stub. */
 export interface CircuitBreakerStub {
-  load(): Promise<unknown>;
+  load(key: string): Promise<unknown>;
   report(record: unknown): Promise<unknown>;
-  acquireProbe(holder: string, leaseMs: number): Promise<boolean>;
+  acquireProbe(holder: string, leaseMs: number, key: string): Promise<ObjectProbeAnswer>;
   releaseProbe(holder: string): Promise<void>;
 }
 
@@ -37,6 +50,13 @@ export interface DurableObjectStoreOptions {
   scope?: "global" | "colo";
   /** The location (`request.cf.colo`) for `scope: "colo"`. @default "unknown" */
   colo?: string;
+  /**
+   * Keeps the runtime alive while a write is in flight. Where `CircuitBreakerObject` is
+   * loaded, `waitUntil` from `cloudflare:workers` is used, so writes survive the request or
+   * `waitUntil` work that made the change.
+   * @default `waitUntil` from `cloudflare:workers`, where available
+   */
+  waitUntil?: (work: Promise<unknown>) => void;
 }
 
 /** Options of the Workers middleware: every `createCbFetch` option, plus where the state lives. */

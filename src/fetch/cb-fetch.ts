@@ -1,19 +1,21 @@
 import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js";
 import type { CircuitState } from "../breaker/types.js";
-import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
+import { BulkheadFullError, CircuitOpenError } from "../errors.js";
 import { type Bulkhead, FULL } from "./bulkhead.js";
 import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
-import type { ProbeGate, SharedState } from "./shared-state.js";
+import type { ProbeGate, SharedState } from "../shared/shared-state.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
 
 type FetchInput = RequestInfo | URL;
 
 /** How long close() waits for the store to take pending writes. */
 const CLOSE_TIMEOUT_MS = 1000;
+/** How long a first call waits for the store and sync code (loaded on demand) to arrive. */
+const CODE_TIMEOUT_MS = 10_000;
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
@@ -41,25 +43,23 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
         retryAt: breaker.retryAt,
       });
     }
-    // Open → half-open follows from `retryAt`, which every tab and reload already has:
-    // sharing it would only race with the probe's outcome.
-    if (!config.persisted || (from === "open" && to === "half-open")) return;
+    if (!config.persisted) return;
     const entry = registry.peek(breaker.key);
     if (entry === undefined) return;
-    if (shared !== undefined) shared.changed(entry, from !== to);
-    else unshared?.set(entry, unshared.get(entry) === true || from !== to);
+    if (shared !== undefined) shared.changed(entry, from, to);
+    else unshared?.push([entry, from, to]);
   };
   const registry = new Registry(config, onChange);
 
   // The store and the cross-tab channel live in a module loaded only when one is set.
   let shared: SharedState | undefined;
-  // Changes made before that module is in, and whether each includes a transition.
-  let unshared: Map<Entry, boolean> | undefined = new Map();
+  // Changes made before that module is in, in order.
+  let unshared: Array<[Entry, CircuitState, CircuitState]> | undefined = [];
   const sharing: Promise<SharedState | undefined> | undefined = config.persisted
-    ? import("./shared-state.js").then(
+    ? import("../shared/shared-state.js").then(
         ({ SharedState }) => {
           shared = new SharedState(config, registry, report);
-          for (const [entry, transition] of unshared ?? []) shared.changed(entry, transition);
+          for (const [entry, from, to] of unshared ?? []) shared.changed(entry, from, to);
           unshared = undefined;
           return shared;
         },
@@ -70,12 +70,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
         },
       )
     : undefined;
-  const ready =
-    sharing &&
-    withinLoadTimeout(
-      sharing.then((state) => state?.ready),
-      "",
-    );
+  const ready = sharing && afterCode((state) => state.ready, "");
 
   const fetchImpl = () => userFetch ?? globalThis.fetch;
 
@@ -134,9 +129,21 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   }
 
   function hydrate(entry: Entry): Promise<void> {
-    // A late answer is still applied when it comes (merged by `rev`).
-    const loading = sharing?.then((state) => state?.load(entry));
-    return withinLoadTimeout(loading, entry.breaker.key);
+    // A late answer is still applied when it comes (and merged).
+    return afterCode((state) => state.load(entry), entry.breaker.key);
+  }
+
+  /**
+   * Waits for the store and sync code (at most {@link CODE_TIMEOUT_MS}: it may come over a
+   * slow network), then at most `loadTimeoutMs` for `load`: the stored state's bound does
+   * not start counting before the code that reads it is in.
+   */
+  async function afterCode(load: (state: SharedState) => unknown, key: string): Promise<void> {
+    if (shared === undefined && !(await settlesWithin(sharing, CODE_TIMEOUT_MS))) {
+      const ms = CODE_TIMEOUT_MS;
+      report(key, new Error(`cbfetch: the store and sync code did not load within ${ms} ms`));
+    }
+    if (shared !== undefined) await withinLoadTimeout(Promise.resolve(load(shared)), key);
   }
 
   /** Waits for `loading`, but at most `loadTimeoutMs` (then reports it and goes on). */
@@ -210,16 +217,21 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    let release: (() => void) | undefined;
+    let release: (() => void) | number;
     try {
       release = await probeGate(entry.breaker.key);
     } catch {
       // The coordination layer is down: probe on this context's own permit.
       release = () => {};
     }
-    if (release === undefined) {
-      permit.release(); // another context is probing
-      return refuse(entry, url, input, init, entry.breaker.openError());
+    if (typeof release === "number") {
+      permit.release(); // another context is probing, until then at the latest
+      const { breaker } = entry;
+      const error =
+        breaker.state === "half-open"
+          ? new CircuitOpenError(breaker.key, "half-open", release, clock.now())
+          : breaker.openError();
+      return refuse(entry, url, input, init, error);
     }
     try {
       return await attempt(entry.breaker, permit, url, input, init);

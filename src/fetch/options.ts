@@ -9,7 +9,7 @@ import {
   type ResolvedBreakerOptions,
   resolveBreakerOptions,
 } from "../breaker/options.js";
-import type { BreakerStore } from "../persist/store.js";
+import type { BreakerStore } from "../shared/store.js";
 import { isFailureStatus } from "./classify.js";
 import type { CbFetchOptions } from "./types.js";
 

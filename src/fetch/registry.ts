@@ -9,9 +9,8 @@ export interface Entry {
   readonly bulkhead: Bulkhead | undefined;
   /** Used since the last eviction sweep. */
   used: boolean;
-  /** Revision of the breaker's persisted state, and who made it (see `isNewer`). */
-  rev: number;
-  writer: string;
+  /** What the shared-state module keeps for this key (its merged record); never read here. */
+  shared: unknown;
   /** False until the store's state for this key was looked for (always true without a store). */
   loaded: boolean;
   /** The pending look-up, while there is one. */
@@ -60,8 +59,7 @@ export class Registry {
       breaker: new Breaker(this.#options.breaker, key, this.#listener),
       bulkhead: maxConcurrent === undefined ? undefined : new Bulkhead(maxConcurrent, maxQueue),
       used: false,
-      rev: 0,
-      writer: "",
+      shared: undefined,
       loaded: !this.#options.persisted,
       hydrating: undefined,
     };

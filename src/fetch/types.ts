@@ -1,7 +1,7 @@
 import type { Breaker } from "../breaker/breaker.js";
 import type { BreakerOptions, BreakerStats, CircuitState, FailureKind } from "../breaker/types.js";
 import type { BulkheadFullError, CircuitOpenError } from "../errors.js";
-import type { BreakerStore } from "../persist/store.js";
+import type { BreakerStore } from "../shared/store.js";
 import type { CircuitEvent } from "./events.js";
 
 /** Options of {@link createCbFetch}: every breaker option, plus how requests are guarded. */

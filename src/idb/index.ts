@@ -5,9 +5,9 @@
  * @packageDocumentation
  */
 import { createStore, get, update, values, del } from "idb-keyval";
-import { type BreakerRecord, isNewer } from "../persist/record.js";
-import { recordProblem } from "../persist/record-problem.js";
-import type { BreakerStore } from "../persist/store.js";
+import { type BreakerRecord, mergeRecords } from "../shared/record.js";
+import type { BreakerStore } from "../shared/store.js";
+import { validRecord } from "../shared/validate.js";
 
 /** Options of {@link idbStore}. */
 export interface IdbStoreOptions {
@@ -26,8 +26,8 @@ export interface IdbStoreOptions {
 
 /**
  * A {@link BreakerStore} on IndexedDB. It stores one record per key (an origin and numbers,
- * never a path, query, header or credential). A write never replaces a newer record, so
- * tabs writing at once cannot roll each other back. Opening happens on first use: where
+ * never a path, query, header or credential). A write merges with the stored record in one
+ * transaction (`mergeRecords`), so tabs writing at once cannot lose each other's changes. Opening happens on first use: where
  * IndexedDB is missing or broken (private mode, quota, a blocked upgrade), the instance
  * reports one `storeerror` and carries on in memory.
  */
@@ -46,14 +46,18 @@ export function idbStore(options: IdbStoreOptions = {}): BreakerStore {
       return get(key, store());
     },
     async save(record: BreakerRecord) {
+      let merged = record;
+      // One read-modify-write transaction: tabs writing at once cannot lose each other's open.
       await update(
         record.key,
-        (old: unknown) =>
-          recordProblem(old, record.key) === undefined && !isNewer(record, old as BreakerRecord)
-            ? old
-            : record,
+        (old: unknown) => {
+          const valid = validRecord(old, record.key);
+          merged = valid === undefined ? record : mergeRecords(valid, record);
+          return merged;
+        },
         store(),
       );
+      return merged;
     },
     async loadAll() {
       return values(store());

@@ -1,8 +1,8 @@
-import type { Entry } from "./registry.js";
+import type { Entry } from "../fetch/registry.js";
 import type { Replica } from "./replica.js";
 
 /** The message format's version: messages of another version are ignored, unreported. */
-const PROTOCOL = 1;
+const PROTOCOL = 2;
 /** How long a joining tab waits for its peers' state before its first call. */
 const JOIN_WAIT_MS = 50;
 
@@ -20,10 +20,10 @@ const NO_LOCK: Release = () => {};
 
 /**
  * Cross-tab sync over a BroadcastChannel `cbfetch:<name>`: every local change goes out as a
- * record, peers merge by `rev`; a new tab asks its peers for their state. Half-open probes are
+ * record, peers merge it (`mergeRecords`); a new tab asks its peers for their state. Half-open probes are
  * Web Locks where the platform has them, so all tabs together admit `halfOpenMaxProbes`.
  */
-export class Sync {
+export class Channel {
   /** Resolves when a peer answered, or after {@link JOIN_WAIT_MS}; never rejects. */
   readonly joined: Promise<void>;
   readonly #channel: BroadcastChannel;
@@ -31,6 +31,7 @@ export class Sync {
   readonly #lockPrefix: string;
   readonly #held = new Set<Release>();
   #join: () => void = () => {};
+  #closed = false;
 
   constructor(name: string, replica: Replica) {
     this.#replica = replica;
@@ -54,6 +55,7 @@ export class Sync {
 
   /** Tells the other tabs about a local change of `entry`. */
   post(entry: Entry): void {
+    if (this.#closed) return;
     this.#send({ cbfetch: PROTOCOL, type: "state", records: [this.#replica.recordOf(entry)] });
   }
 
@@ -78,6 +80,7 @@ export class Sync {
 
   /** Closes the channel and releases every lock. */
   close(): void {
+    this.#closed = true;
     this.#channel.close();
     for (const release of this.#held) release();
   }
@@ -127,11 +130,11 @@ export class Sync {
     this.#replica.report("", new TypeError("cbfetch: ignored a malformed cross-tab message"));
   }
 
-  /** A new tab asked: tell it every breaker this tab knows a revision of. */
+  /** A new tab asked: tell it every breaker this tab knows something about. */
   #answerHello(): void {
     const records = [];
     for (const entry of this.#replica.registry.values()) {
-      if (entry.rev > 0) records.push(this.#replica.recordOf(entry));
+      if (this.#replica.knows(entry)) records.push(this.#replica.recordOf(entry));
     }
     this.#send({ cbfetch: PROTOCOL, type: "state", records });
   }

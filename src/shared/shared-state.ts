@@ -1,0 +1,102 @@
+import type { CircuitState } from "../breaker/types.js";
+import type { ResolvedCbFetchOptions } from "../fetch/options.js";
+import type { Entry, Registry } from "../fetch/registry.js";
+import { type Release, Channel } from "./channel.js";
+import { Pipeline } from "./pipeline.js";
+import { type Report, Replica } from "./replica.js";
+import type { BreakerStore } from "./store.js";
+
+/**
+ * Takes a shared half-open probe slot: a release function, or, when another context holds
+ * every slot, the epoch ms until which it may (a refused call's `retryAt`).
+ */
+export type ProbeGate = (key: string) => Promise<Release | number>;
+
+/** What a store that leases probes across contexts (a Durable Object) answers. */
+export type ProbeLease =
+  { granted: true; release: Release } | { granted: false; until: number; record?: unknown };
+
+interface LeasingStore extends BreakerStore {
+  acquireProbe(key: string, leaseMs: number): Promise<ProbeLease>;
+}
+
+/**
+ * Breaker state shared beyond one instance: the store (reloads, cold starts) and the
+ * cross-tab channel, around one replica of the shared records. `createCbFetch` loads this
+ * module only when `store` or `sync` is set, so an app using neither does not carry its code.
+ */
+export class SharedState {
+  /** Resolves once `loadAll` and the cross-tab join are done; never rejects. */
+  readonly ready: Promise<unknown>;
+  /** Where several contexts share a breaker: a Durable Object lease, or a Web Lock. */
+  readonly probeGate: ProbeGate | undefined;
+  readonly #replica: Replica;
+  readonly #pipeline: Pipeline | undefined;
+  readonly #channel: Channel | undefined;
+
+  constructor(config: ResolvedCbFetchOptions, registry: Registry, report: Report) {
+    const { store, sync } = config;
+    const { halfOpenMaxProbes, probeTimeoutMs, maxOpenMs, clock } = config.breaker;
+    const replica = new Replica(registry, report, clock);
+    const pipeline =
+      store && new Pipeline(store, replica, { maxRecords: config.maxBreakers, idleMs: maxOpenMs });
+    const channel = sync === undefined ? undefined : new Channel(sync, replica);
+    replica.share = (entry) => {
+      pipeline?.schedule(entry);
+      channel?.post(entry);
+    };
+    this.#replica = replica;
+    this.#pipeline = pipeline;
+    this.#channel = channel;
+    this.ready = Promise.all([pipeline?.ready, channel?.joined]);
+    if (typeof (store as Partial<LeasingStore> | undefined)?.acquireProbe === "function") {
+      this.probeGate = leaseGate(store as LeasingStore, replica, probeTimeoutMs);
+    } else if (channel !== undefined) {
+      this.probeGate = async (key) =>
+        (await channel.acquireProbe(key, halfOpenMaxProbes, probeTimeoutMs)) ??
+        clock.now() + probeTimeoutMs;
+    }
+  }
+
+  /** A local transition of `entry`: stored and sent to the other tabs if its record changed. */
+  changed(entry: Entry, from: CircuitState, to: CircuitState): void {
+    if (this.#replica.applying) return;
+    if (this.#replica.changed(entry, from, to)) this.#replica.share(entry);
+  }
+
+  /** Loads the stored state of `entry`, after the other tabs' answer. */
+  load(entry: Entry): Promise<unknown> {
+    return Promise.all([this.#channel?.joined, this.#pipeline?.load(entry)]);
+  }
+
+  /** Writes pending changes now. */
+  flush(): Promise<void> | undefined {
+    return this.#pipeline?.flush();
+  }
+
+  /** Closes the channel; flushes and closes the store. */
+  close(): Promise<void> | undefined {
+    this.#channel?.close();
+    return this.#pipeline?.close();
+  }
+}
+
+/**
+ * Probe leases from a store (a Durable Object): a refused context adopts the record the object
+ * sent and remembers until when the probe is taken, so its refused calls make no further call.
+ */
+function leaseGate(store: LeasingStore, replica: Replica, leaseMs: number): ProbeGate {
+  const refused = new Map<string, number>();
+  return async (key) => {
+    const now = replica.clock.now();
+    const until = refused.get(key);
+    if (until !== undefined && now < until) return until;
+    refused.delete(key);
+    const lease = await store.acquireProbe(key, leaseMs);
+    if (lease.granted) return lease.release;
+    if (lease.record !== undefined) replica.apply(lease.record, "Durable Object", key);
+    if (refused.size >= 1024) refused.clear(); // bounded: a few keys are half-open at once
+    refused.set(key, lease.until);
+    return lease.until;
+  };
+}
