@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { type BreakerRecord, isOpen } from "../src/shared/record.js";
 import { respond, startServer, type TestServer } from "./helpers/server.js";
 
 // The worker-example inside real workerd (Miniflare 4, the engine under wrangler dev and
@@ -70,10 +71,34 @@ const get = async (path: string) => {
   };
 };
 const doCalls = async () => JSON.parse((await get("/__test/do-calls")).body).calls as number;
-async function storedRecord(key = upstream.origin): Promise<unknown> {
+interface ObjectStub {
+  load(key: string): Promise<BreakerRecord | undefined>;
+  report(record: unknown): Promise<BreakerRecord | undefined>;
+  putRaw(key: string, value: unknown): Promise<void>;
+  rows(): Promise<number>;
+}
+/** The Durable Object named `name` (a key, or "<colo>|<key>"), called directly. */
+async function object(name = upstream.origin): Promise<ObjectStub> {
   const namespace = await (mf as Miniflare).getDurableObjectNamespace("CIRCUIT_BREAKER");
-  const stub = namespace.get(namespace.idFromName(key)) as unknown as { load(): Promise<unknown> };
-  return stub.load();
+  return namespace.get(namespace.idFromName(name)) as unknown as ObjectStub;
+}
+async function storedRecord(key = upstream.origin, name = key) {
+  return (await object(name)).load(key);
+}
+const record = (fields: Partial<BreakerRecord>): BreakerRecord => ({
+  v: 2,
+  key: upstream.origin,
+  opened: 0,
+  retryAt: 0,
+  reopens: 0,
+  closed: 0,
+  ...fields,
+});
+/** Opens the upstream's circuit in its object, due at `retryAt`, as a new episode. */
+async function openInObject(retryAt: number) {
+  const current = await storedRecord();
+  const opened = Math.max(Date.now(), (current?.opened ?? 0) + 1, (current?.closed ?? 0) + 1);
+  return (await object()).report(record({ ...current, opened, retryAt }));
 }
 const settle = () => new Promise((r) => setTimeout(r, 100)); // waitUntil work after a response
 
@@ -99,7 +124,9 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(refused.body).toContain("Circuit for");
     expect(upstream.hits).toBe(hits);
     await settle();
-    expect(await storedRecord()).toMatchObject({ state: "open", key: upstream.origin });
+    const stored = await storedRecord();
+    expect(stored).toMatchObject({ key: upstream.origin });
+    expect(isOpen(stored as BreakerRecord)).toBe(true);
     const snapshot = JSON.parse((await get("/__breakers")).body);
     expect(snapshot[0]).toMatchObject({ key: upstream.origin, state: "open" });
   });
@@ -119,17 +146,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     upstream.handle(respond(503));
     // The stored circuit has a 60 s retryAt; open it afresh with the short one.
     await get("/hono/api/reset"); // unrelated route, keeps the isolate warm
-    const namespace = await (mf as Miniflare).getDurableObjectNamespace("CIRCUIT_BREAKER");
-    const stub = namespace.get(namespace.idFromName(upstream.origin)) as unknown as {
-      report(r: unknown): Promise<unknown>;
-    };
-    const current = (await storedRecord()) as { rev: number };
-    await stub.report({
-      ...(current as object),
-      retryAt: Date.now() + 500,
-      rev: current.rev + 1,
-      writer: "test",
-    });
+    await openInObject(Date.now() + 500);
     await start({ CB_OPEN_MS: "500" });
     expect((await get("/api/x")).status).toBe(503); // open, refused
     await new Promise((r) => setTimeout(r, 600));
@@ -140,7 +157,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
     expect(answers.filter((a) => a.status === 503 && a.retryAfter !== null)).toHaveLength(5);
     await settle();
-    expect(await storedRecord()).toMatchObject({ state: "closed" });
+    expect(isOpen((await storedRecord()) as BreakerRecord)).toBe(false);
     expect((await get("/api/x")).status).toBe(200);
   });
 
@@ -155,22 +172,164 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(upstream.hits).toBe(hits);
   });
 
-  it("ignores garbage in Durable Object storage and in reports", async () => {
+  it("ignores garbage and poison in Durable Object storage and in reports", async () => {
     upstream.handle(respond(200));
     const key = upstream.origin;
-    const namespace = await (mf as Miniflare).getDurableObjectNamespace("CIRCUIT_BREAKER");
-    const stub = namespace.get(namespace.idFromName(key)) as unknown as {
-      putRaw(v: unknown): Promise<void>;
-      report(v: unknown): Promise<unknown>;
-      load(): Promise<unknown>;
-    };
-    await stub.putRaw({ v: 1, key, state: "ajar", retryAt: "soon" });
-    expect(await stub.load()).toBeUndefined();
-    for (const garbage of [null, 42, "x", { v: 9 }, { v: 1, key, state: "open" }]) {
-      expect(await stub.report(garbage)).toBeUndefined();
-    }
-    await start(); // cold isolate loads the garbage: ignored, the request goes through
+    const stub = await object(key);
+    await stub.putRaw(key, { v: 2, key, opened: "soon" });
+    expect(await stub.load(key)).toBeUndefined();
+    const poison = [
+      null,
+      42,
+      "x",
+      { v: 9 },
+      { v: 1, key, state: "open", rev: 1 },
+      record({ opened: Number.MAX_SAFE_INTEGER, retryAt: Number.MAX_SAFE_INTEGER }),
+      record({ opened: Date.now(), retryAt: Date.now() + 1000, reopens: Number.MAX_SAFE_INTEGER }),
+      record({ closed: Date.now() + 3_600_000 }),
+    ];
+    for (const garbage of poison) expect(await stub.report(garbage)).toBeUndefined();
+    // A report for another key cannot block the object for its own.
+    const other = record({
+      key: "https://other.example",
+      opened: Date.now(),
+      retryAt: Date.now() + 60_000,
+    });
+    await stub.report(other);
+    const own = record({ opened: Date.now(), retryAt: Date.now() + 1, closed: 0 });
+    expect(await stub.report(own)).toEqual(own);
+    expect(await stub.load(key)).toEqual(own);
+    await stub.report(record({ closed: Date.now() + 1 })); // and closed again
+    await start(); // a cold isolate loads: the request goes through
     expect((await get("/api/after-garbage")).status).toBe(200);
+  });
+
+  /** Two workers (two isolates) on one object namespace. */
+  async function twoIsolates(vars: Record<string, string> = {}) {
+    await mf?.dispose();
+    const bindings = {
+      UPSTREAM: upstream.origin,
+      CB_FAILURE_THRESHOLD: "3",
+      CB_OPEN_MS: "60000",
+      CB_JITTER: "0",
+      ...vars,
+    };
+    const durable = { className: "CircuitBreakerObject", useSQLite: true };
+    const worker = (name: string, scriptName?: string) => ({
+      name,
+      modules: true,
+      script,
+      compatibilityDate: "2026-05-01",
+      bindings,
+      durableObjects: { CIRCUIT_BREAKER: scriptName ? { ...durable, scriptName } : durable },
+    });
+    mf = new Miniflare({
+      workers: [worker("a"), worker("b", "a")],
+      durableObjectsPersist: persist,
+    });
+    await mf.ready;
+    const b = await mf.getWorker("b");
+    const getB = async (path: string) => {
+      const response = await b.fetch(`http://worker.test${path}`);
+      return { status: response.status, retryAfter: response.headers.get("retry-after") };
+    };
+    return { getA: get, getB };
+  }
+
+  it("two isolates: flaky calls in one never close the other's trip", async () => {
+    const { getA, getB } = await twoIsolates();
+    await (await object()).report(record({ closed: Date.now() })); // start closed
+    upstream.handle(respond(200));
+    expect((await getA("/api/warm")).status).toBe(200);
+    expect((await getB("/api/warm")).status).toBe(200);
+    await settle();
+    const calls = await doCalls();
+    // b: failure, success, failure, success (flaky but healthy): nothing to report.
+    for (const status of [503, 200, 503, 200]) {
+      upstream.handle(respond(status));
+      await getB("/api/flaky");
+    }
+    // a trips on three concurrent failures; the object's answer must not close it again.
+    upstream.handle(respond(503));
+    await Promise.all([getA("/api/x"), getA("/api/x"), getA("/api/x")]);
+    await settle();
+    expect(isOpen((await storedRecord()) as BreakerRecord)).toBe(true);
+    const hits = upstream.hits;
+    for (let i = 0; i < 3; i++) expect((await getA("/api/x")).status).toBe(503);
+    expect(upstream.hits).toBe(hits);
+    expect(await doCalls()).toBeLessThanOrEqual(calls + 1); // a's one report
+  });
+
+  it("after a failed probe, no other isolate probes until the new retryAt", async () => {
+    const { getA, getB } = await twoIsolates({ CB_OPEN_MS: "400" });
+    upstream.handle(respond(503));
+    await openInObject(Date.now() + 400);
+    // Both isolates load the open state.
+    expect((await getA("/api/p")).status).toBe(503);
+    expect((await getB("/api/p")).status).toBe(503);
+    await new Promise((r) => setTimeout(r, 450));
+    // a probes first and fails: the object now says open again, with the backoff.
+    const hits = upstream.hits;
+    expect((await getA("/api/p")).status).toBe(503);
+    expect(upstream.hits).toBe(hits + 1);
+    await settle();
+    const reopened = (await storedRecord()) as BreakerRecord;
+    expect(isOpen(reopened) && reopened.retryAt > Date.now()).toBe(true);
+    // b's own retryAt has passed, but the object refuses the lease and b adopts its record.
+    const refused = await getB("/api/p");
+    expect(refused.status).toBe(503);
+    expect(upstream.hits).toBe(hits + 1);
+    expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect((await getB("/api/p")).status).toBe(503);
+    expect(upstream.hits).toBe(hits + 1);
+  });
+
+  it("a change made in waitUntil work, after the response, reaches the object", async () => {
+    await start();
+    upstream.handle(respond(503));
+    expect((await get("/__test/background")).status).toBe(202);
+    await vi.waitFor(
+      async () => expect(isOpen((await storedRecord("background")) as BreakerRecord)).toBe(true),
+      { timeout: 3000, interval: 50 },
+    );
+  });
+
+  it("a hung Durable Object call does not stop later reports", async () => {
+    await start({ CB_OPEN_MS: "300" });
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) await get("/__test/hung"); // trips: the report hangs
+    await new Promise((r) => setTimeout(r, 350));
+    upstream.handle(respond(200));
+    expect((await get("/__test/hung")).status).toBe(200); // the probe closes it
+    await vi.waitFor(
+      async () => {
+        const stored = (await storedRecord("hung")) as BreakerRecord;
+        expect(stored.closed).toBeGreaterThan(stored.opened);
+      },
+      { timeout: 3000, interval: 50 },
+    );
+  });
+
+  it("the object deletes its storage once its key is closed and idle (alarm)", async () => {
+    await start({ TEST_IDLE_MS: "300" });
+    const key = "https://idle.example";
+    const stub = await object(key);
+    const opened = Date.now();
+    await stub.report(record({ key, opened, retryAt: opened + 100 }));
+    await stub.report(record({ key, opened, retryAt: opened + 100, closed: opened + 1 }));
+    expect(await stub.rows()).toBe(1);
+    await vi.waitFor(async () => expect(await stub.rows()).toBe(0), {
+      timeout: 3000,
+      interval: 50,
+    });
+    // An open one is kept until it has been due for that long too.
+    await stub.report(record({ key, opened: Date.now(), retryAt: Date.now() + 600 }));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await stub.rows()).toBe(1);
+    await vi.waitFor(async () => expect(await stub.rows()).toBe(0), {
+      timeout: 3000,
+      interval: 50,
+    });
   });
 
   it("two isolates share one probe lease: exactly one request probes the upstream", async () => {
@@ -207,23 +366,8 @@ describe("cbfetch/cloudflare in workerd", () => {
     const b = await mf.getWorker("b");
     const getB = async (path: string) => (await b.fetch(`http://worker.test${path}`)).status;
     // Open the circuit in the object, due in 500 ms; both isolates load it on first use.
-    const namespace = await mf.getDurableObjectNamespace("CIRCUIT_BREAKER");
-    const stub = namespace.get(namespace.idFromName(upstream.origin)) as unknown as {
-      report(r: unknown): Promise<unknown>;
-      load(): Promise<{ rev: number } | undefined>;
-    };
-    const rev = ((await stub.load())?.rev ?? 0) + 1;
     const retryAt = Date.now() + 500;
-    await stub.report({
-      v: 1,
-      key: upstream.origin,
-      state: "open",
-      retryAt,
-      reopenCount: 0,
-      consecutiveFailures: 0,
-      rev,
-      writer: "test",
-    });
+    await openInObject(retryAt);
     expect((await get("/api/lease")).status).toBe(503);
     expect(await getB("/api/lease")).toBe(503);
     await new Promise((r) => setTimeout(r, Math.max(0, retryAt - Date.now()) + 100));
@@ -243,10 +387,8 @@ describe("cbfetch/cloudflare in workerd", () => {
     upstream.handle(respond(503));
     for (let i = 0; i < 3; i++) expect((await get("/__test/colo")).status).toBe(503);
     await settle();
-    expect(await storedRecord(`TST|${upstream.origin}`)).toMatchObject({
-      key: upstream.origin,
-      state: "open",
-    });
+    const stored = await storedRecord(upstream.origin, `TST|${upstream.origin}`);
+    expect(isOpen(stored as BreakerRecord)).toBe(true);
   });
 
   it("keeps breaking per isolate when the Durable Object is unreachable", async () => {

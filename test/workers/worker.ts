@@ -11,9 +11,15 @@ import type { CbFetch } from "cbfetch";
 import example from "../../worker-example/src/index.js";
 
 /** The example's object, plus a way for the test to plant garbage in its storage. */
-export class CircuitBreakerObject extends BaseObject {
-  async putRaw(value: unknown): Promise<void> {
-    await this.ctx.storage.put("record", value);
+export class CircuitBreakerObject extends BaseObject<Env> {
+  // The tests shorten the idle time after which the object deletes its storage.
+  protected override idleMs = Number(this.env.TEST_IDLE_MS ?? 3_600_000);
+  async putRaw(key: string, value: unknown): Promise<void> {
+    await this.ctx.storage.put(`record:${key}`, value);
+  }
+  /** How many keys the object stores (0 once its alarm has deleted them). */
+  async rows(): Promise<number> {
+    return (await this.ctx.storage.list({ prefix: "record:" })).size;
   }
 }
 
@@ -24,6 +30,7 @@ interface Namespace {
 interface Env {
   UPSTREAM: string;
   CIRCUIT_BREAKER: Namespace;
+  TEST_IDLE_MS?: string;
 }
 interface Ctx {
   waitUntil(promise: Promise<unknown>): void;
@@ -68,6 +75,43 @@ const broken = withCircuitBreaker<Env>(async (_request, env, _ctx, cbFetch) =>
   cbFetch(new URL("/broken", env.UPSTREAM)),
 );
 
+// Calls made in waitUntil work, after the response: their changes must still be reported.
+const background = withCircuitBreaker<Env>(
+  async (_request, env, ctx, cbFetch) => {
+    ctx.waitUntil(
+      (async () => {
+        for (let i = 0; i < 3; i++) {
+          await cbFetch(new URL("/background", env.UPSTREAM)).catch(() => {});
+        }
+      })(),
+    );
+    return new Response("accepted", { status: 202 });
+  },
+  { keyOf: () => "background" },
+);
+
+/** The namespace, with the first report call of each isolate hanging forever. */
+let hungReports = 0;
+function hangingFirstReport(namespace: Namespace): Namespace {
+  return {
+    idFromName: (name) => namespace.idFromName(name),
+    get(id) {
+      const stub = namespace.get(id);
+      return new Proxy(stub, {
+        get(target, property) {
+          if (property === "report" && hungReports++ === 0) return () => new Promise(() => {});
+          return target[property as string];
+        },
+      });
+    },
+  };
+}
+const hung = withCircuitBreaker<Env>(
+  async (request, env, _ctx, cbFetch) =>
+    cbFetch(new URL(new URL(request.url).pathname, env.UPSTREAM)),
+  { keyOf: () => "hung" },
+);
+
 export default {
   async fetch(request: Request, env: Env, ctx: Ctx): Promise<Response> {
     const url = new URL(request.url);
@@ -79,6 +123,14 @@ export default {
     if (url.pathname === "/__test/colo") return perColo.fetch(request, env, ctx);
     if (url.pathname === "/__test/broken") {
       return broken.fetch(request, { ...env, CIRCUIT_BREAKER: unreachable }, ctx);
+    }
+    if (url.pathname === "/__test/background") return background.fetch(request, env, ctx);
+    if (url.pathname.startsWith("/__test/hung")) {
+      return hung.fetch(
+        request,
+        { ...env, CIRCUIT_BREAKER: hangingFirstReport(env.CIRCUIT_BREAKER) },
+        ctx,
+      );
     }
     return example.fetch(request, { ...env, CIRCUIT_BREAKER: counted } as never, ctx);
   },
