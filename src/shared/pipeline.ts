@@ -16,6 +16,8 @@ export interface PipelineOptions {
   readonly maxRecords: number;
   /** A record closed (or past its `retryAt`) for this long is deleted from the store. */
   readonly idleMs: number;
+  /** A store call unsettled after this long counts as failed. @default STORE_TIMEOUT_MS */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -171,16 +173,14 @@ export class Pipeline {
   async #call<T>(operation: (store: BreakerStore) => Promise<T>): Promise<T | typeof FAILED> {
     const store = this.#store;
     if (store === undefined) return FAILED;
+    const ms = this.#options.timeoutMs ?? STORE_TIMEOUT_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const result = await Promise.race([
         operation(store),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(new Error(`cbfetch: the store did not answer within ${STORE_TIMEOUT_MS} ms`)),
-            STORE_TIMEOUT_MS,
-          );
+          const error = new Error(`cbfetch: the store did not answer within ${ms} ms`);
+          timer = setTimeout(() => reject(error), ms);
           (timer as { unref?: () => void }).unref?.();
         }),
       ]);
