@@ -127,7 +127,7 @@ function print(healthy, cycle, failuresToTrip) {
     .filter(([, n]) => n > 0)
     .map(([type, n]) => `${fmt(n / CYCLES, 1)} "${type}"`);
   console.log(
-    `messages per cycle by type: ${types.join(", ")} (every change is shared: each failure's count, the open, the close)`,
+    `messages per cycle by type: ${types.join(", ")} (only what the merge needs: the open and the close; failure counts stay in each tab)`,
   );
   console.log("");
   console.log(

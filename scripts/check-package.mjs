@@ -16,10 +16,19 @@ const run = (cmd, args, cwd = root) =>
  * Size ceilings in bytes, min+gzip, dependencies excluded. Subpaths: DESIGN §6's 2 KB. The core:
  * DESIGN asks for 4096 B, which this feature set does not fit in (README "Performance" says
  * why, module by module); the ceiling is today's size plus about 4 %, so it cannot grow
- * unnoticed. `LAZY_BUDGET` is the part the core loads only when a store or sync is set.
+ * unnoticed. `LAZY_BUDGET` is the part the core loads only when a store or sync is set: 2.1 KB
+ * before the causal merge, its validation against poisoned records, the write pipeline's
+ * timeouts, backoff and pruning, and probe leases that read the record (DESIGN §3) took it to
+ * about 3 KB; the ceiling is that plus a little, so it cannot grow unnoticed either.
  */
-const BUDGETS = { ".": 8192, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
-const LAZY_BUDGET = 2304;
+const BUDGETS = {
+  ".": 8192,
+  "./idb": 2048,
+  "./ky": 2048,
+  "./cloudflare": 2048,
+  "./cloudflare/object": 2048,
+};
+const LAZY_BUDGET = 3136;
 
 let passed = 0;
 let failed = 0;

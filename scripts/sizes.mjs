@@ -18,7 +18,13 @@ import { build } from "esbuild";
 export const ROOT = resolve(import.meta.dirname, "..");
 
 /** DESIGN §6 targets, bytes min+gzip: the core, and each subpath beside its dependency. */
-export const TARGETS = { ".": 4096, "./idb": 2048, "./ky": 2048, "./cloudflare": 2048 };
+export const TARGETS = {
+  ".": 4096,
+  "./idb": 2048,
+  "./ky": 2048,
+  "./cloudflare": 2048,
+  "./cloudflare/object": 2048,
+};
 
 /** The package each subpath builds on (hono only by shape: the middleware imports nothing). */
 export const DEPENDENCIES = { "./idb": "idb-keyval", "./ky": "ky", "./cloudflare": "hono" };

@@ -28,6 +28,7 @@ beforeAll(async () => {
     conditions: ["workerd", "worker", "browser"],
     external: ["cloudflare:workers"],
     alias: {
+      "cbfetch/cloudflare/object": join(root, "src/cloudflare/object.ts"),
       "cbfetch/cloudflare": join(root, "src/cloudflare/index.ts"),
       cbfetch: join(root, "src/index.ts"),
     },

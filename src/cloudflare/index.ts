@@ -1,6 +1,8 @@
 /**
  * `cbfetch/cloudflare`: circuit breakers for Cloudflare Workers whose state lives in a Durable
- * Object, so an open circuit stays open across isolates and cold starts.
+ * Object, so an open circuit stays open across isolates and cold starts. The Durable Object
+ * class is in `cbfetch/cloudflare/object` (it needs `cloudflare:workers`); everything here
+ * imports in plain Node too, for unit tests.
  *
  * @packageDocumentation
  */
@@ -12,6 +14,5 @@ export {
   openCircuitResponse,
   withCircuitBreaker,
 } from "./middleware.js";
-export { CircuitBreakerObject } from "./object.js";
 export { durableObjectStore, type ProbeLeasingStore } from "./store.js";
 export type * from "./types.js";

@@ -1,3 +1,10 @@
+/**
+ * `cbfetch/cloudflare/object`: the Durable Object class that holds breaker state for every
+ * isolate. Export it from your Worker and bind it (see the README); the rest of
+ * `cbfetch/cloudflare` imports without it, in plain Node too.
+ *
+ * @packageDocumentation
+ */
 import { DurableObject, waitUntil } from "cloudflare:workers";
 import { type BreakerRecord, isOpen, mergeRecords, sameRecord } from "../shared/record.js";
 import { validRecord } from "../shared/validate.js";

@@ -2,7 +2,7 @@ import { access, constants, mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative, resolve as resolvePath } from "node:path";
 import { build } from "esbuild";
 import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
 
@@ -48,15 +48,46 @@ export interface Harness {
   readonly errors: string[];
   /** Milliseconds spent bundling and launching Chromium. */
   readonly timings: { bundleMs: number; launchMs: number };
+  /**
+   * Every request the server received (page, scripts and `/api/*`), in order of arrival, with
+   * its path (and query) and its arrival time in epoch ms (`performance.timeOrigin +
+   * performance.now()` of the test process).
+   */
+  readonly requests: ServedRequest[];
+  /**
+   * The scripts the server serves: `/app.js` (the entry) and, with `splitting`, each chunk by
+   * its file name, with the source module it was built for when it is an entry of its own (a
+   * module loaded with `import()` gets a chunk whose `entryPoint` is that module).
+   */
+  readonly scripts: readonly ServedScript[];
   /** Opens another page of the same context (same profile, same storage) at `path` (default `/`). */
   newPage(path?: string): Promise<Page>;
   /** Closes Chromium, the server and every connection, and removes the profile directory. */
   close(): Promise<void>;
 }
 
+export interface ServedRequest {
+  path: string;
+  at: number;
+}
+
+export interface ServedScript {
+  /** Where the server serves it, e.g. `/app.js` or `/chunk-ABCD1234.js`. */
+  path: string;
+  /** The source module (relative to the working directory) this output was built for, if any. */
+  entryPoint: string | undefined;
+}
+
 export interface HarnessOptions {
   /** The page script (TypeScript), bundled once at startup. */
   entry: string;
+  /**
+   * Bundle as an app bundler would for a site: esbuild code splitting, so every `import()`
+   * (cbfetch's store and sync code) becomes a chunk of its own that the page requests when the
+   * import runs, over the network, after `/app.js`.
+   * @default false (one self-contained `/app.js`)
+   */
+  splitting?: boolean;
   /** @default process.env.CHROMIUM_PATH, else /usr/bin/chromium */
   executablePath?: string;
 }
@@ -87,21 +118,43 @@ const HTML = `<!doctype html>
 </html>
 `;
 
-async function bundle(entry: string): Promise<string> {
+/** The scripts to serve: path → JavaScript, with what each was built for. */
+type Bundle = Map<string, { text: string; entryPoint: string | undefined }>;
+
+async function bundle(entry: string, splitting: boolean): Promise<Bundle> {
+  // Nothing is written: outdir only names the files (and their relative imports).
+  const outdir = resolvePath(tmpdir(), "cbfetch-e2e-bundle");
+  const absWorkingDir = process.cwd();
   const result = await build({
-    entryPoints: [entry],
+    entryPoints: { app: entry },
     bundle: true,
     format: "esm",
     target: "es2022",
     platform: "browser",
     write: false,
+    outdir,
+    splitting,
+    entryNames: "[name]",
+    chunkNames: "chunk-[hash]",
+    metafile: true,
+    absWorkingDir,
     // Inline source maps make page errors point at the TypeScript source.
     sourcemap: "inline",
     logLevel: "silent",
   });
-  const file = result.outputFiles[0];
-  if (!file) throw new Error(`esbuild produced no output for ${entry}`);
-  return file.text;
+  const entryPoints = new Map(
+    Object.entries(result.metafile.outputs).map(([out, meta]) => [
+      resolvePath(absWorkingDir, out),
+      meta.entryPoint,
+    ]),
+  );
+  const files: Bundle = new Map();
+  for (const file of result.outputFiles) {
+    const path = `/${relative(outdir, file.path).split("\\").join("/")}`;
+    files.set(path, { text: file.text, entryPoint: entryPoints.get(file.path) });
+  }
+  if (!files.has("/app.js")) throw new Error(`esbuild produced no /app.js for ${entry}`);
+  return files;
 }
 
 async function checkExecutable(path: string): Promise<void> {
@@ -114,7 +167,7 @@ async function checkExecutable(path: string): Promise<void> {
   }
 }
 
-function startServer(app: string, upstream: Upstream) {
+function startServer(scripts: Bundle, upstream: Upstream, requests: ServedRequest[]) {
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
     // no-store: a reload must fetch the page again, never answer it from cache.
     res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -136,10 +189,12 @@ function startServer(app: string, upstream: Upstream) {
     else answer(req, res, mode);
   };
   const server = createServer((req, res) => {
+    requests.push({ path: req.url ?? "", at: performance.timeOrigin + performance.now() });
     const path = new URL(req.url ?? "/", "http://x").pathname;
+    const script = scripts.get(path);
     if (path.startsWith("/api/")) api(req, res);
     else if (path === "/") send(res, 200, "text/html; charset=utf-8", HTML);
-    else if (path === "/app.js") send(res, 200, "text/javascript; charset=utf-8", app);
+    else if (script) send(res, 200, "text/javascript; charset=utf-8", script.text);
     else send(res, 404, "text/plain", "not found");
   });
   return server;
@@ -150,11 +205,12 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   await checkExecutable(executablePath);
 
   let t = performance.now();
-  const app = await bundle(options.entry);
+  const scripts = await bundle(options.entry, options.splitting ?? false);
   const bundleMs = performance.now() - t;
 
   const upstream: Upstream = { mode: "ok", hits: 0, paths: [], delayMs: 0 };
-  const server = startServer(app, upstream);
+  const requests: ServedRequest[] = [];
+  const server = startServer(scripts, upstream, requests);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
@@ -216,6 +272,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       upstream,
       errors,
       timings: { bundleMs, launchMs },
+      requests,
+      scripts: [...scripts].map(([path, { entryPoint }]) => ({ path, entryPoint })),
       newPage,
       close,
     };

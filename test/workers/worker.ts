@@ -2,11 +2,8 @@
 // test-only routes: a count of Durable Object calls made by this isolate, a Hono app using
 // the Hono middleware, and a route whose Durable Object binding is broken.
 import { Hono } from "hono";
-import {
-  CircuitBreakerObject as BaseObject,
-  circuitBreaker,
-  withCircuitBreaker,
-} from "cbfetch/cloudflare";
+import { circuitBreaker, withCircuitBreaker } from "cbfetch/cloudflare";
+import { CircuitBreakerObject as BaseObject } from "cbfetch/cloudflare/object";
 import type { CbFetch } from "cbfetch";
 import example from "../../worker-example/src/index.js";
 

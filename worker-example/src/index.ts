@@ -2,7 +2,8 @@
 // lives in a Durable Object: when the upstream fails, every isolate (and every cold start)
 // answers 503 with Retry-After instead of waiting on it.
 import { CircuitOpenError } from "cbfetch";
-import { CircuitBreakerObject, withCircuitBreaker } from "cbfetch/cloudflare";
+import { withCircuitBreaker } from "cbfetch/cloudflare";
+import { CircuitBreakerObject } from "cbfetch/cloudflare/object";
 
 export { CircuitBreakerObject };
 
