@@ -4,6 +4,7 @@ import type { CircuitState } from "../src/breaker/index.js";
 import type { Permit } from "../src/breaker/breaker.js";
 import { resolveBreakerOptions } from "../src/breaker/options.js";
 import { type Entry, Registry } from "../src/fetch/registry.js";
+import { decideLease, type Lease } from "../src/cloudflare/lease.js";
 import { type BreakerRecord, isOpen, mergeRecords } from "../src/shared/record.js";
 import { Replica } from "../src/shared/replica.js";
 import { ManualClock } from "./helpers/clock.js";
@@ -42,9 +43,14 @@ interface Message {
 interface Context {
   replica: Replica;
   entry: Entry;
-  calls: Array<{ permit: Permit; startedAt: number }>;
+  /** Calls in flight; a probe's lease holder name when it holds the object's lease. */
+  calls: Array<{ permit: Permit; startedAt: number; holder?: string; leaseUntil?: number }>;
   /** Open episodes (their `opened`) this context's record has held. */
   seen: Set<number>;
+  /** This context's name as a lease holder (a reload is a new holder). */
+  holder: string;
+  /** Until when the object refused this context a probe (it makes no call before). */
+  refusedUntil: number;
 }
 
 const options = resolveBreakerOptions({
@@ -55,11 +61,24 @@ const options = resolveBreakerOptions({
   jitter: 0,
 });
 
-function simulate(contexts: number, steps: Step[]): void {
+/**
+ * With `withObject`, the store is a Durable Object that also grants half-open probe leases by
+ * its record (`decideLease`), and a probe's end releases its lease with the outcome, as
+ * isolates do; then also: never two probes under valid leases at once, and after a failed
+ * probe nobody probes before its `retryAt` (unless a later open or close replaced it).
+ */
+function simulate(contexts: number, steps: Step[], withObject = false): void {
   const clock = new ManualClock();
   const opts = { ...options, clock };
   const network: Message[] = [];
   let store: BreakerRecord | undefined;
+  let lease: Lease | undefined;
+  let holders = 0;
+  /** Probes that failed and released their lease with the outcome: the new retryAt. */
+  const failedProbes: Array<{ at: number; retryAt: number }> = [];
+  const merge = (record: BreakerRecord) => {
+    store = store === undefined ? record : mergeRecords(store, record);
+  };
   /** When each open episode began, by its `opened`. */
   const episodes = new Map<number, number>();
   /** Times from which the origin was shown to work: a success's call start, a manual close. */
@@ -87,7 +106,14 @@ function simulate(contexts: number, steps: Step[]): void {
     );
     const replica = new Replica(registry, () => {}, clock);
     const entry = registry.get(KEY);
-    const context: Context = { replica, entry, calls: [], seen: new Set() };
+    const context: Context = {
+      replica,
+      entry,
+      calls: [],
+      seen: new Set(),
+      holder: `holder-${++holders}`,
+      refusedUntil: 0,
+    };
     replica.share = () => send(index, replica.recordOf(entry));
     box.context = context;
     return context;
@@ -121,9 +147,7 @@ function simulate(contexts: number, steps: Step[]): void {
 
   const deliver = (message: Message) => {
     if (message.to === "store") {
-      if (message.record !== "load") {
-        store = store === undefined ? message.record : mergeRecords(store, message.record);
-      }
+      if (message.record !== "load") merge(message.record);
       // The store answers with what it holds (a save's answer, or a load).
       if (store !== undefined && message.from !== undefined) {
         network.push({ to: message.from, from: undefined, record: store });
@@ -140,6 +164,58 @@ function simulate(contexts: number, steps: Step[]): void {
     expect(after.closed).toBeGreaterThanOrEqual(before.closed);
   };
 
+  /**
+   * Object mode: a probe needs the object's lease (a synchronous call here). Returns the
+   * lease's end, or undefined when refused (the permit is then released).
+   */
+  const acquire = (context: Context, permit: Permit): number | undefined => {
+    const now = clock.now();
+    if (!withObject || !permit.probe) return Number.POSITIVE_INFINITY;
+    if (now < context.refusedUntil) {
+      permit.release();
+      return undefined;
+    }
+    const decision = decideLease(store, lease, context.holder, options.probeTimeoutMs, now);
+    lease = decision.lease;
+    const { answer } = decision;
+    if (!answer.granted) {
+      permit.release();
+      if (answer.record !== undefined) context.replica.apply(answer.record, "object");
+      context.refusedUntil = answer.until;
+      return undefined;
+    }
+    // Mutual exclusion: no other probe runs under a valid lease.
+    for (const other of ctx) {
+      for (const call of other.calls) {
+        // A probe a transition has discarded (settled) is no probe any more.
+        if (call.leaseUntil !== undefined && call.leaseUntil > now && !call.permit.settled) {
+          throw new Error(`two probes at ${now}: ${call.holder} and ${context.holder}`);
+        }
+      }
+    }
+    // After a failed probe, nobody probes before its retryAt, unless replaced since.
+    for (const failed of failedProbes) {
+      const replaced =
+        evidence.some((time) => time > failed.at) ||
+        [...episodes.values()].some((began) => began > failed.at);
+      if (now < failed.retryAt && !replaced) {
+        throw new Error(`probe at ${now} before the retryAt ${failed.retryAt} of a failed probe`);
+      }
+    }
+    return answer.until;
+  };
+  /** Object mode: a probe's end releases its lease, with its outcome. */
+  const release = (context: Context, holder: string | undefined, failed: boolean) => {
+    if (!withObject || holder === undefined) return;
+    const record = context.replica.recordOf(context.entry);
+    const before = store;
+    merge(record);
+    if (lease?.holder === holder) lease = undefined;
+    if (failed && isOpen(record) && record.opened !== before?.opened) {
+      failedProbes.push({ at: clock.now(), retryAt: record.retryAt });
+    }
+  };
+
   for (const [n, step] of steps.entries()) {
     // Every step takes time: a context makes at most one change per millisecond.
     clock.advance(1);
@@ -148,30 +224,42 @@ function simulate(contexts: number, steps: Step[]): void {
       case "call": {
         // A quick call: it starts and ends within this step.
         const permit = context?.entry.breaker.allow();
-        if (permit === undefined) break;
+        if (context === undefined || permit === undefined) break;
+        if (acquire(context, permit) === undefined) break;
         if (step.ok) {
           evidence.push(clock.now());
           permit.success();
         } else {
           permit.failure("status");
         }
+        release(context, permit.probe ? context.holder : undefined, !step.ok);
         break;
       }
       case "start": {
         const permit = context?.entry.breaker.allow();
-        if (context && permit) context.calls.push({ permit, startedAt: clock.now() });
+        if (context === undefined || permit === undefined) break;
+        const leaseUntil = acquire(context, permit);
+        if (leaseUntil === undefined) break;
+        const holder = permit.probe && withObject ? context.holder : undefined;
+        context.calls.push({
+          permit,
+          startedAt: clock.now(),
+          holder,
+          leaseUntil: holder === undefined ? undefined : leaseUntil,
+        });
         break;
       }
       case "finish": {
         const calls = context?.calls ?? [];
         const call = calls.splice(step.i % Math.max(1, calls.length), 1)[0];
-        if (call === undefined) break;
+        if (context === undefined || call === undefined) break;
         if (step.ok) {
           evidence.push(call.startedAt);
           call.permit.success();
         } else {
           call.permit.failure("status");
         }
+        release(context, call.holder, !step.ok);
         break;
       }
       case "forceOpen":
@@ -289,9 +377,20 @@ describe("shared state: one causal merge for every context (model-based)", () =>
       fc.property(
         fc.integer({ min: 2, max: 4 }),
         fc.array(step, { maxLength: 80, size: "max" }),
-        simulate,
+        (contexts, steps) => simulate(contexts, steps),
       ),
       { seed: SEED, numRuns: RUNS },
+    );
+  }, 120_000);
+
+  it(`with a Durable Object's probe leases: one probe at a time, none before a failed probe's retryAt (${RUNS} schedules)`, () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 4 }),
+        fc.array(step, { maxLength: 80, size: "max" }),
+        (contexts, steps) => simulate(contexts, steps, true),
+      ),
+      { seed: SEED + 1, numRuns: RUNS },
     );
   }, 120_000);
 });

@@ -8,6 +8,7 @@
 import { DurableObject, waitUntil } from "cloudflare:workers";
 import { type BreakerRecord, isOpen, mergeRecords, sameRecord } from "../shared/record.js";
 import { validRecord } from "../shared/validate.js";
+import { decideLease, type Lease } from "./lease.js";
 import { keepAliveWith } from "./store.js";
 import type { ObjectProbeAnswer } from "./types.js";
 
@@ -15,8 +16,6 @@ import type { ObjectProbeAnswer } from "./types.js";
 // made inside some request's `waitUntil` work still reaches the object after that work ends.
 keepAliveWith(waitUntil);
 
-/** Longest probe lease granted, whatever a caller asks for. */
-const MAX_LEASE_MS = 300_000;
 const PREFIX = "record:";
 
 /**
@@ -30,7 +29,7 @@ const PREFIX = "record:";
 export class CircuitBreakerObject<Env = unknown> extends DurableObject<Env> {
   /** How long a closed (or long-due) record is kept before the object deletes its storage. */
   protected idleMs = 3_600_000;
-  #lease: { holder: string; until: number } | undefined;
+  #lease: Lease | undefined;
 
   /** The stored record of `key`, or `undefined` (also for anything invalid found in storage). */
   async load(key: string): Promise<BreakerRecord | undefined> {
@@ -47,10 +46,6 @@ export class CircuitBreakerObject<Env = unknown> extends DurableObject<Env> {
     if (current !== undefined && sameRecord(current, merged)) return merged;
     await this.ctx.storage.put(PREFIX + record.key, merged);
     await this.ctx.storage.setAlarm(this.#idleAt(merged));
-    // A new episode, or a close, ends any probe: its outcome, or a newer decision, is in.
-    if (current === undefined || current.opened !== merged.opened || !isOpen(merged)) {
-      this.#lease = undefined;
-    }
     return merged;
   }
 
@@ -60,22 +55,17 @@ export class CircuitBreakerObject<Env = unknown> extends DurableObject<Env> {
    * or another holder's lease runs. A refusal says until when, with the record.
    */
   async acquireProbe(holder: string, leaseMs: number, key: string): Promise<ObjectProbeAnswer> {
-    const now = Date.now();
-    const record = await this.load(key);
-    if (record !== undefined && isOpen(record) && now < record.retryAt) {
-      return { granted: false, until: record.retryAt, record };
-    }
-    const lease = this.#lease;
-    if (lease !== undefined && lease.until > now && lease.holder !== holder) {
-      return { granted: false, until: lease.until, record };
-    }
-    const ms = Number.isFinite(leaseMs) ? Math.min(Math.max(leaseMs, 0), MAX_LEASE_MS) : 0;
-    this.#lease = { holder: String(holder), until: now + ms };
-    return { granted: true, until: now + ms };
+    const decision = decideLease(await this.load(key), this.#lease, holder, leaseMs, Date.now());
+    this.#lease = decision.lease;
+    return decision.answer;
   }
 
-  /** Ends `holder`'s lease early. */
-  async releaseProbe(holder: string): Promise<void> {
+  /**
+   * Ends `holder`'s lease, after merging `record` (the probe's outcome, as the holder has it),
+   * so the lease never ends before the object knows whether the probe failed.
+   */
+  async releaseProbe(holder: string, record?: unknown): Promise<void> {
+    if (record !== undefined) await this.report(record);
     if (this.#lease?.holder === holder) this.#lease = undefined;
   }
 

@@ -48,7 +48,9 @@ export function durableObjectStore(
       const answer = await object.acquireProbe(holder, leaseMs, key);
       if (answer?.granted === true) {
         // Best effort: if the release is lost, the lease expires by itself.
-        return { granted: true, release: () => void object.releaseProbe(holder).catch(() => {}) };
+        const release = (record?: BreakerRecord) =>
+          void object.releaseProbe(holder, record).catch(() => {});
+        return { granted: true, release };
       }
       const until = Number(answer?.until);
       return { granted: false, until: Number.isFinite(until) ? until : 0, record: answer?.record };

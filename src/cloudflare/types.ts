@@ -26,7 +26,7 @@ export interface CircuitBreakerStub {
   load(key: string): Promise<unknown>;
   report(record: unknown): Promise<unknown>;
   acquireProbe(holder: string, leaseMs: number, key: string): Promise<ObjectProbeAnswer>;
-  releaseProbe(holder: string): Promise<void>;
+  releaseProbe(holder: string, record?: unknown): Promise<void>;
 }
 
 /** The slice of a `DurableObjectNamespace` binding the store uses. */

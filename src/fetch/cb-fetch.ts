@@ -227,6 +227,8 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     if (typeof release === "number") {
       permit.release(); // another context is probing, until then at the latest
       const { breaker } = entry;
+      // The refusal brought news that the origin works: go ahead as a closed-state call.
+      if (breaker.state === "closed") return guarded(entry, url, input, init);
       const error =
         breaker.state === "half-open"
           ? new CircuitOpenError(breaker.key, "half-open", release, clock.now())

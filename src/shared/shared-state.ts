@@ -4,6 +4,7 @@ import type { Entry, Registry } from "../fetch/registry.js";
 import { type Release, Channel } from "./channel.js";
 import { Pipeline } from "./pipeline.js";
 import { type Report, Replica } from "./replica.js";
+import type { BreakerRecord } from "./record.js";
 import type { BreakerStore } from "./store.js";
 
 /**
@@ -14,7 +15,8 @@ export type ProbeGate = (key: string) => Promise<Release | number>;
 
 /** What a store that leases probes across contexts (a Durable Object) answers. */
 export type ProbeLease =
-  { granted: true; release: Release } | { granted: false; until: number; record?: unknown };
+  | { granted: true; release: (outcome?: BreakerRecord) => void }
+  | { granted: false; until: number; record?: unknown };
 
 interface LeasingStore extends BreakerStore {
   acquireProbe(key: string, leaseMs: number): Promise<ProbeLease>;
@@ -93,7 +95,10 @@ function leaseGate(store: LeasingStore, replica: Replica, leaseMs: number): Prob
     if (until !== undefined && now < until) return until;
     refused.delete(key);
     const lease = await store.acquireProbe(key, leaseMs);
-    if (lease.granted) return lease.release;
+    // The release carries the probe's outcome, so the lease never ends before the object
+    // knows the probe failed (another isolate would probe again at once).
+    const entry = replica.registry.peek(key);
+    if (lease.granted) return () => lease.release(entry && replica.recordOf(entry));
     if (lease.record !== undefined) replica.apply(lease.record, "Durable Object", key);
     if (refused.size >= 1024) refused.clear(); // bounded: a few keys are half-open at once
     refused.set(key, lease.until);
