@@ -1,5 +1,4 @@
-import type { Entry } from "../fetch/registry.js";
-import type { Replica } from "./replica.js";
+import type { Entry, Replica } from "./replica.js";
 
 /** The message format's version: messages of another version are ignored, unreported. */
 const PROTOCOL = 2;

@@ -1,6 +1,5 @@
-import type { Entry } from "../fetch/registry.js";
 import { type BreakerRecord, isOpen } from "./record.js";
-import type { Replica } from "./replica.js";
+import type { Entry, Replica } from "./replica.js";
 import type { BreakerStore } from "./store.js";
 import { validRecord } from "./validate.js";
 

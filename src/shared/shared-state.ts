@@ -1,9 +1,8 @@
+import type { ResolvedBreakerOptions } from "../breaker/options.js";
 import type { CircuitState } from "../breaker/types.js";
-import type { ResolvedCbFetchOptions } from "../fetch/options.js";
-import type { Entry, Registry } from "../fetch/registry.js";
 import { type Release, Channel } from "./channel.js";
 import { Pipeline } from "./pipeline.js";
-import { type Report, Replica } from "./replica.js";
+import { type Entry, type Registry, type Report, Replica } from "./replica.js";
 import type { BreakerRecord } from "./record.js";
 import type { BreakerStore } from "./store.js";
 
@@ -17,6 +16,15 @@ export type ProbeGate = (key: string) => Promise<Release | number>;
 export type ProbeLease =
   | { granted: true; release: (outcome?: BreakerRecord) => void }
   | { granted: false; until: number; record?: unknown };
+
+/** The instance options shared state reads (a slice of `createCbFetch`'s, resolved). */
+export interface SharedOptions {
+  readonly store: BreakerStore | undefined;
+  /** The channel name, or `undefined` when sync is off. */
+  readonly sync: string | undefined;
+  readonly maxBreakers: number;
+  readonly breaker: ResolvedBreakerOptions;
+}
 
 interface LeasingStore extends BreakerStore {
   acquireProbe(key: string, leaseMs: number): Promise<ProbeLease>;
@@ -36,7 +44,7 @@ export class SharedState {
   readonly #pipeline: Pipeline | undefined;
   readonly #channel: Channel | undefined;
 
-  constructor(config: ResolvedCbFetchOptions, registry: Registry, report: Report) {
+  constructor(config: SharedOptions, registry: Registry, report: Report) {
     const { store, sync } = config;
     const { halfOpenMaxProbes, probeTimeoutMs, maxOpenMs, clock } = config.breaker;
     const replica = new Replica(registry, report, clock);
