@@ -44,3 +44,12 @@ export class BulkheadFullError extends Error {
     this.maxQueue = maxQueue;
   }
 }
+
+/**
+ * Reports an error thrown by the caller's listener as a browser reports one thrown by an event
+ * listener (`reportError`), or on the console where there is none (Node, whose EventTarget
+ * would end the process instead): it never breaks the call that fired it.
+ */
+export function reportListenerError(error: unknown): void {
+  ((globalThis as { reportError?: (error: unknown) => void }).reportError ?? console.error)(error);
+}

@@ -13,9 +13,16 @@ const NO_PROBES: Permit[] = [];
 
 /**
  * Called after every change worth persisting: a transition (`from !== to`), or, with
- * `from === to`, a change of the closed state's failure count. Never on a healthy call.
+ * `from === to`, a change of the closed state's failure count or of an open circuit's
+ * `retryAt` (a longer `Retry-After`). Never on a healthy call. `cause` is set when no call
+ * reports the failure behind the transition: `probe-timeout` for an expired probe.
  */
-export type TransitionListener = (breaker: Breaker, from: CircuitState, to: CircuitState) => void;
+export type TransitionListener = (
+  breaker: Breaker,
+  from: CircuitState,
+  to: CircuitState,
+  cause?: FailureKind,
+) => void;
 
 /**
  * Permission for one call, from {@link Breaker.allow}. Settle it exactly once with
@@ -40,22 +47,32 @@ export class Permit {
     this.expiresAt = expiresAt;
   }
 
-  /** The call succeeded. */
-  success(): void {
-    this.breaker._settle(this, SUCCESS);
+  /** The call succeeded. Returns whether that counted (false when stale or settled). */
+  success(): boolean {
+    return this.breaker._settle(this, SUCCESS);
   }
 
   /**
    * The call failed. With `retryAt` (epoch ms, e.g. from `Retry-After`) the circuit opens
-   * until exactly then (clamped to `maxOpenMs`), whatever the policy says.
+   * until exactly then (clamped to `maxOpenMs`), whatever the policy says, or stays open
+   * until then if it is open for less. Returns whether that counted.
    */
-  failure(kind: FailureKind = "manual", retryAt?: number): void {
-    this.breaker._settle(this, FAILURE, kind, retryAt);
+  failure(kind: FailureKind = "manual", retryAt?: number): boolean {
+    return this.breaker._settle(this, FAILURE, kind, retryAt);
   }
 
-  /** Neither success nor failure: frees a probe slot without counting anything. */
-  release(): void {
-    this.breaker._settle(this, RELEASE);
+  /** Neither success nor failure: frees a probe slot without counting anything. Returns false. */
+  release(): boolean {
+    return this.breaker._settle(this, RELEASE);
+  }
+
+  /**
+   * The probe did not go out: another context holds the shared probe slot. Frees this slot,
+   * counts a rejection, and returns the error for the caller, whose `retryAt` is when the
+   * other probe will have decided at the latest (`probeTimeoutMs` from now).
+   */
+  refuse(): CircuitOpenError {
+    return this.breaker._refuse(this);
   }
 }
 
@@ -172,6 +189,15 @@ export class Breaker {
     return error;
   }
 
+  /** Settles a probe another context holds the slot of; use {@link Permit.refuse}. @internal */
+  _refuse(permit: Permit): CircuitOpenError {
+    const now = this.options.clock.now();
+    // Already settled (a transition or its expiry counted it): count nothing twice.
+    if (!permit.probe || this.unlist(permit)) this.rejectionCount++;
+    const retryAt = Math.max(now + this.options.probeTimeoutMs, this.openUntil);
+    return new CircuitOpenError(this.key, "half-open", retryAt, now);
+  }
+
   /**
    * Runs `fn` through the breaker: rejects with {@link CircuitOpenError} without calling it
    * while the circuit refuses calls; a throw or rejection counts as a failure.
@@ -272,26 +298,36 @@ export class Breaker {
   }
 
   /** Applies the outcome of a permit; use the permit's methods instead. @internal */
-  _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): void {
-    if (permit.probe) {
-      if (permit.settled) return;
-      permit.settled = true;
-      const index = this.probes.indexOf(permit);
-      if (index >= 0) this.probes.splice(index, 1);
-    }
+  _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): boolean {
+    if (permit.probe && !this.unlist(permit)) return false;
     if (outcome === RELEASE) {
       this.ignoredCount++;
-      return;
+      return false;
     }
     if (permit.epoch !== this.epoch) {
-      // Stale: the state changed while the call ran. A Retry-After still opens the circuit
-      // (the server asked us to stay away), but nothing else from that call counts.
-      if (retryAt !== undefined && this.code !== OPEN) this.settleFailure(retryAt);
-      else this.ignoredCount++;
-      return;
-    }
-    if (outcome === SUCCESS) this.settleSuccess();
+      // Stale: the state changed while the call ran. A Retry-After still opens the circuit,
+      // or keeps it open longer (the server asked us to stay away); nothing else counts.
+      const { clock, maxOpenMs } = this.options;
+      if (
+        retryAt === undefined ||
+        (this.code === OPEN && Math.min(retryAt, clock.now() + maxOpenMs) <= this.openUntil)
+      ) {
+        this.ignoredCount++;
+        return false;
+      }
+      this.settleFailure(retryAt);
+    } else if (outcome === SUCCESS) this.settleSuccess();
     else this.settleFailure(retryAt, kind);
+    return true;
+  }
+
+  /** Takes a probe out of flight; false if it was already settled. */
+  private unlist(permit: Permit): boolean {
+    if (permit.settled) return false;
+    permit.settled = true;
+    const index = this.probes.indexOf(permit);
+    if (index >= 0) this.probes.splice(index, 1);
+    return true;
   }
 
   private settleSuccess(): void {
@@ -316,7 +352,12 @@ export class Breaker {
       this.open(now, retryAt, retryAt === undefined);
       return;
     }
-    if (this.code === OPEN) return;
+    if (this.code === OPEN) {
+      // Only a longer Retry-After gets here (see _settle): open until then, exactly.
+      if (retryAt !== undefined) this.openUntil = Math.min(retryAt, now + this.options.maxOpenMs);
+      this.listener?.(this, "open", "open");
+      return;
+    }
     this.consecutive++;
     const trips = this.rate
       ? this.rate.failure(now)
@@ -347,12 +388,12 @@ export class Breaker {
         this.probes.shift();
         this.failureCount++;
         this.reopens++;
-        this.open(now, undefined, true);
+        this.open(now, undefined, true, "probe-timeout");
       }
     }
   }
 
-  private open(now: number, until: number | undefined, jittered: boolean): void {
+  private open(now: number, until: number | undefined, jittered: boolean, cause?: FailureKind) {
     const { openMs, backoff, maxOpenMs, jitter, random } = this.options;
     if (until === undefined) {
       const base = Math.min(openMs * backoff ** this.reopens, maxOpenMs);
@@ -362,7 +403,7 @@ export class Breaker {
       until = now + duration;
     }
     this.openUntil = Math.min(until, now + maxOpenMs);
-    this.transition(OPEN);
+    this.transition(OPEN, cause);
   }
 
   private newClosedPermit(): Permit {
@@ -378,7 +419,7 @@ export class Breaker {
     else if (counted) this.listener?.(this, "closed", "closed");
   }
 
-  private transition(to: StateCode): void {
+  private transition(to: StateCode, cause?: FailureKind): void {
     const from = this.code;
     this.code = to;
     this.epoch++;
@@ -389,6 +430,11 @@ export class Breaker {
     this.probes = NO_PROBES;
     // Permits of the previous closed state must not count in this one.
     this.closedPermit = undefined;
-    this.listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
+    this.listener?.(
+      this,
+      STATE_NAMES[from] as CircuitState,
+      STATE_NAMES[to] as CircuitState,
+      cause,
+    );
   }
 }
