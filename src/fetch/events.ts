@@ -1,4 +1,5 @@
 import type { CircuitState, FailureKind } from "../breaker/types.js";
+import { reportListenerError } from "../errors.js";
 import type { CircuitEventInit, CircuitEventType } from "./types.js";
 
 /** An event of a {@link CbFetch} instance. */
@@ -44,6 +45,8 @@ const BITS: Record<CircuitEventType, number> = {
  */
 export class CircuitEvents extends EventTarget {
   #wanted = 0;
+  // Each listener runs inside a wrapper that contains what it throws.
+  readonly #wrappers = new WeakMap<EventListenerOrEventListenerObject, EventListener>();
 
   override addEventListener(
     type: string,
@@ -51,7 +54,35 @@ export class CircuitEvents extends EventTarget {
     options?: AddEventListenerOptions | boolean,
   ): void {
     this.#wanted |= BITS[type as CircuitEventType] ?? 0;
-    super.addEventListener(type, listener, options);
+    super.addEventListener(type, listener && this.#wrap(listener), options);
+  }
+
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: EventListenerOptions | boolean,
+  ): void {
+    super.removeEventListener(type, (listener && this.#wrappers.get(listener)) ?? null, options);
+  }
+
+  /**
+   * The listener, run so that what it throws is reported (as a browser does) rather than
+   * thrown: Node's EventTarget would otherwise end the process.
+   */
+  #wrap(listener: EventListenerOrEventListenerObject): EventListener {
+    let wrapper = this.#wrappers.get(listener);
+    if (wrapper === undefined) {
+      wrapper = function (this: EventTarget, event: Event) {
+        try {
+          if ("handleEvent" in listener) listener.handleEvent(event);
+          else listener.call(this, event);
+        } catch (error) {
+          reportListenerError(error);
+        }
+      };
+      this.#wrappers.set(listener, wrapper);
+    }
+    return wrapper;
   }
 
   /** Whether an event of this type could reach a listener. */
@@ -59,7 +90,7 @@ export class CircuitEvents extends EventTarget {
     return (this.#wanted & BITS[type]) !== 0;
   }
 
-  /** Dispatches a {@link CircuitEvent} if anyone listens; a throwing listener cannot break a call. */
+  /** Dispatches a {@link CircuitEvent} if anyone listens; a throwing listener is reported, never thrown. */
   emit(type: CircuitEventType, init: CircuitEventInit): void {
     if (this.wants(type)) this.dispatchEvent(new CircuitEvent(type, init));
   }
