@@ -31,6 +31,7 @@ export class Sync {
   readonly #lockPrefix: string;
   readonly #held = new Set<Release>();
   #join: () => void = () => {};
+  #closed = false;
 
   constructor(name: string, replica: Replica) {
     this.#replica = replica;
@@ -78,6 +79,7 @@ export class Sync {
 
   /** Closes the channel and releases every lock. */
   close(): void {
+    this.#closed = true; // afterwards nothing is sent, and nothing reported per change
     this.#channel.close();
     for (const release of this.#held) release();
   }
@@ -106,6 +108,7 @@ export class Sync {
   }
 
   #send(message: Message): void {
+    if (this.#closed) return;
     try {
       this.#channel.postMessage(message);
     } catch (error) {
