@@ -45,7 +45,8 @@ const BITS: Record<CircuitEventType, number> = {
  */
 export class CircuitEvents extends EventTarget {
   #wanted = 0;
-  // Each listener runs inside a wrapper that contains what it throws.
+  // Each listener runs inside a wrapper that reports what it throws (as a browser does) rather
+  // than throwing it: Node's EventTarget would end the process.
   readonly #wrappers = new WeakMap<EventListenerOrEventListenerObject, EventListener>();
 
   override addEventListener(
@@ -54,7 +55,19 @@ export class CircuitEvents extends EventTarget {
     options?: AddEventListenerOptions | boolean,
   ): void {
     this.#wanted |= BITS[type as CircuitEventType] ?? 0;
-    super.addEventListener(type, listener && this.#wrap(listener), options);
+    let wrapper = listener && this.#wrappers.get(listener);
+    if (listener && !wrapper) {
+      wrapper = function (this: EventTarget, event: Event) {
+        try {
+          if (typeof listener === "function") listener.call(this, event);
+          else listener.handleEvent(event);
+        } catch (error) {
+          reportListenerError(error);
+        }
+      };
+      this.#wrappers.set(listener, wrapper);
+    }
+    super.addEventListener(type, wrapper ?? null, options);
   }
 
   override removeEventListener(
@@ -63,26 +76,6 @@ export class CircuitEvents extends EventTarget {
     options?: EventListenerOptions | boolean,
   ): void {
     super.removeEventListener(type, (listener && this.#wrappers.get(listener)) ?? null, options);
-  }
-
-  /**
-   * The listener, run so that what it throws is reported (as a browser does) rather than
-   * thrown: Node's EventTarget would otherwise end the process.
-   */
-  #wrap(listener: EventListenerOrEventListenerObject): EventListener {
-    let wrapper = this.#wrappers.get(listener);
-    if (wrapper === undefined) {
-      wrapper = function (this: EventTarget, event: Event) {
-        try {
-          if ("handleEvent" in listener) listener.handleEvent(event);
-          else listener.call(this, event);
-        } catch (error) {
-          reportListenerError(error);
-        }
-      };
-      this.#wrappers.set(listener, wrapper);
-    }
-    return wrapper;
   }
 
   /** Whether an event of this type could reach a listener. */
