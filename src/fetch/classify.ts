@@ -81,17 +81,14 @@ export function isCallersMistake(
 /**
  * `init` with some fields replaced, as fetch will read it: every field `init` has, own or
  * inherited (`Object.create(defaults)`), and the getters of a `Request` used as init, which
- * a proxy calls on the Request itself (a copy of own fields would lose them). A body is passed
- * on, never read.
+ * run on the Request itself (a copy of own fields would lose them). A body is passed on, never
+ * read. The proxy's target is a fresh object: proxy invariants then never bind, even for a
+ * frozen `init`. fetch reads its init field by field, which is all the proxy answers.
  */
 export function initWith(init: RequestInit | null | undefined, fields: RequestInit): RequestInit {
-  if (init == null) return fields;
-  if (typeof init !== "object") return init; // fetch rejects it; so it still does
-  // A proxy cannot shadow a frozen object's own fields (proxy invariants): copy those.
-  if (Object.isFrozen(init)) return { ...init, ...fields };
-  return new Proxy(init, {
-    get: (target, name) =>
-      Object.hasOwn(fields, name) ? fields[name as keyof RequestInit] : Reflect.get(target, name),
+  if (init == null || typeof init !== "object") return init ?? fields; // fetch rejects a non-object
+  return new Proxy(fields, {
+    get: (own, name) => (Object.hasOwn(own, name) ? own : init)[name as keyof RequestInit],
   });
 }
 
