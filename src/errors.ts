@@ -15,10 +15,9 @@ export class CircuitOpenError extends Error {
 
   constructor(key: string, state: "open" | "half-open", retryAt: number, now: number) {
     const retryAfterMs = Math.max(0, retryAt - now);
+    // One message for both states (in half-open, a probe is in flight): DESIGN §6 counts bytes.
     super(
-      state === "open"
-        ? `Circuit for ${key} is open: failing fast without a request; retry in ${Math.ceil(retryAfterMs / 1000)} s`
-        : `Circuit for ${key} is half-open and its probe is in flight: failing fast without a request`,
+      `Circuit for ${key} is ${state}: no request sent; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
     );
     this.key = key;
     this.state = state;
