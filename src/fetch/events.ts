@@ -5,29 +5,24 @@ import type { CircuitEventInit, CircuitEventType } from "./types.js";
 /** An event of a {@link CbFetch} instance. */
 export class CircuitEvent extends Event {
   /** The breaker's key (the origin). */
-  readonly key: string;
+  declare readonly key: string;
   /** The breaker's state after the event. */
-  readonly state: CircuitState;
+  declare readonly state: CircuitState;
   /** `statechange`: the state before. */
-  readonly previousState: CircuitState | undefined;
+  declare readonly previousState: CircuitState | undefined;
   /** `statechange` to open, `reject`: when the circuit admits a call again (epoch ms). */
-  readonly retryAt: number | undefined;
+  declare readonly retryAt: number | undefined;
   /** `failure`: why the call counted as a failure. */
-  readonly kind: FailureKind | undefined;
+  declare readonly kind: FailureKind | undefined;
   /** `failure` with kind `status` or `slow`: the response status. */
-  readonly status: number | undefined;
+  declare readonly status: number | undefined;
   /** `failure` (network error or timeout), `reject`, `storeerror`: the error. */
-  readonly error: unknown;
+  declare readonly error: unknown;
 
   constructor(type: CircuitEventType, init: CircuitEventInit) {
     super(type);
-    this.key = init.key;
-    this.state = init.state;
-    this.previousState = init.previousState;
-    this.retryAt = init.retryAt;
-    this.kind = init.kind;
-    this.status = init.status;
-    this.error = init.error;
+    // The fields an event of this type has (the others read as undefined).
+    Object.assign(this, init);
   }
 }
 
