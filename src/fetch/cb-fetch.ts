@@ -461,30 +461,26 @@ function requestForKey(url: string, input: FetchInput, init: RequestInit | undef
  * lives, and Safari before 17.4 has none.
  */
 class Timeout {
-  readonly signal: AbortSignal;
+  declare readonly signal: AbortSignal;
   fired = false;
-  readonly #timer: ReturnType<typeof setTimeout>;
-  readonly #caller: AbortSignal | undefined;
-  readonly #follow: () => void;
+  declare readonly clear: () => void;
 
   constructor(key: string, ms: number, callerSignal: AbortSignal | undefined) {
     const controller = new AbortController();
+    const follow = () => controller.abort(callerSignal?.reason);
     this.signal = controller.signal;
-    this.#caller = callerSignal;
-    this.#follow = () => controller.abort(callerSignal?.reason);
     // Not an AbortSignal: this throws, and the call rejects as fetch would.
-    if (callerSignal?.aborted) this.#follow();
-    else callerSignal?.addEventListener("abort", this.#follow);
-    this.#timer = setTimeout(() => {
+    if (callerSignal?.aborted) follow();
+    else callerSignal?.addEventListener("abort", follow);
+    const timer = setTimeout(() => {
       this.fired = true;
       controller.abort(
         new DOMException(`cbfetch: no response from ${key} within ${ms} ms`, "TimeoutError"),
       );
     }, ms);
-  }
-
-  clear(): void {
-    clearTimeout(this.#timer);
-    this.#caller?.removeEventListener("abort", this.#follow);
+    this.clear = () => {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener("abort", follow);
+    };
   }
 }
