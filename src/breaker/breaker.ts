@@ -32,12 +32,13 @@ export type TransitionListener = (
  */
 export class Permit {
   /** @internal */ settled = false;
-  /** @internal */ readonly breaker: Breaker;
-  /** @internal */ readonly epoch: number;
+  // `declare`: set by the constructor only, in this order (no field definitions to ship).
+  /** @internal */ declare readonly breaker: Breaker;
+  /** @internal */ declare readonly epoch: number;
   /** True for a half-open probe. */
-  readonly probe: boolean;
+  declare readonly probe: boolean;
   /** Epoch ms after which a probe counts as failed (`Infinity` for closed-state permits). */
-  readonly expiresAt: number;
+  declare readonly expiresAt: number;
 
   /** Permits come from {@link Breaker.allow}. */
   constructor(breaker: Breaker, epoch: number, probe: boolean, expiresAt: number) {
@@ -242,7 +243,7 @@ export class Breaker {
    * exactly, without jitter. It then half-opens and probes as usual.
    */
   forceOpen(ms: number = this.options.openMs): void {
-    if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
+    if (typeof ms !== "number" || !(ms >= 0)) {
       throw new RangeError(`cbfetch: forceOpen(ms) needs a number >= 0, got ${String(ms)}`);
     }
     const now = this.options.clock.now();
@@ -300,23 +301,20 @@ export class Breaker {
   /** Applies the outcome of a permit; use the permit's methods instead. @internal */
   _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): boolean {
     if (permit.probe && !this.unlist(permit)) return false;
-    if (outcome === RELEASE) {
+    if (
+      outcome === RELEASE ||
+      // Stale: the state changed while the call ran. A Retry-After still opens the circuit,
+      // or keeps it open longer (the server asked us to stay away); nothing else counts.
+      (permit.epoch !== this.epoch &&
+        (retryAt === undefined ||
+          (this.code === OPEN &&
+            Math.min(retryAt, this.options.clock.now() + this.options.maxOpenMs) <=
+              this.openUntil)))
+    ) {
       this.ignoredCount++;
       return false;
     }
-    if (permit.epoch !== this.epoch) {
-      // Stale: the state changed while the call ran. A Retry-After still opens the circuit,
-      // or keeps it open longer (the server asked us to stay away); nothing else counts.
-      const { clock, maxOpenMs } = this.options;
-      if (
-        retryAt === undefined ||
-        (this.code === OPEN && Math.min(retryAt, clock.now() + maxOpenMs) <= this.openUntil)
-      ) {
-        this.ignoredCount++;
-        return false;
-      }
-      this.settleFailure(retryAt);
-    } else if (outcome === SUCCESS) this.settleSuccess();
+    if (outcome === SUCCESS) this.settleSuccess();
     else this.settleFailure(retryAt, kind);
     return true;
   }
@@ -353,8 +351,8 @@ export class Breaker {
       return;
     }
     if (this.code === OPEN) {
-      // Only a longer Retry-After gets here (see _settle): open until then, exactly.
-      if (retryAt !== undefined) this.openUntil = Math.min(retryAt, now + this.options.maxOpenMs);
+      // Only a stale failure with a longer Retry-After gets here (see _settle): open until then.
+      this.openUntil = Math.min(retryAt as number, now + this.options.maxOpenMs);
       this.listener?.(this, "open", "open");
       return;
     }
@@ -370,7 +368,7 @@ export class Breaker {
   private currentPermit(): Permit {
     if (this.code !== CLOSED) this.refresh(this.options.clock.now());
     if (this.code === HALF_OPEN) {
-      return this.probes[0] ?? new Permit(this, this.epoch, true, Number.POSITIVE_INFINITY);
+      return this.probes[0] ?? new Permit(this, this.epoch, true, Infinity);
     }
     if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
     return new Permit(this, -1, false, 0);
@@ -407,7 +405,7 @@ export class Breaker {
   }
 
   private newClosedPermit(): Permit {
-    return new Permit(this, this.epoch, false, Number.POSITIVE_INFINITY);
+    return new Permit(this, this.epoch, false, Infinity);
   }
 
   private close(): void {

@@ -60,7 +60,7 @@ export function badOption(name: string, expected: string, value: unknown, Type =
 
 /** `value` checked against `rule`, or the rule's default when `undefined` (`null` is bad input). */
 export function checkNumber(name: string, value: unknown, rule: NumberRule): number | undefined {
-  const [fallback, min, kind = "at least", max = Number.POSITIVE_INFINITY] = rule;
+  const [fallback, min, kind = "at least", max = Infinity] = rule;
   if (value === undefined) return fallback;
   if (typeof value !== "number") badOption(name, "a number", value);
   if (
@@ -70,12 +70,7 @@ export function checkNumber(name: string, value: unknown, rule: NumberRule): num
     !Number.isFinite(value)
   ) {
     const range = `${kind === "integer" ? "an integer" : "a number"} ${kind === "above" ? ">" : ">="} ${min}`;
-    badOption(
-      name,
-      max < Number.POSITIVE_INFINITY ? `${range} and <= ${max}` : range,
-      value,
-      RangeError,
-    );
+    badOption(name, max < Infinity ? `${range} and <= ${max}` : range, value, RangeError);
   }
   return value;
 }

@@ -87,10 +87,10 @@ function resolveSync(value: unknown): string | undefined {
 
 function checkStore(store: unknown): BreakerStore {
   const methods = checkObject("store", store);
-  for (const name of ["load", "save"] as const)
-    checkType(`store.${name}`, methods[name], "function");
-  if (methods.load === undefined || methods.save === undefined)
-    badOption("store", "a store with load() and save()", store);
+  for (const name of ["load", "save"]) {
+    if (typeof methods[name] !== "function")
+      badOption(`store.${name}`, "a function", methods[name]);
+  }
   return store as BreakerStore;
 }
 
