@@ -66,15 +66,6 @@ export class Permit {
   release(): boolean {
     return this.breaker._settle(this, RELEASE);
   }
-
-  /**
-   * The probe did not go out: another context holds the shared probe slot. Frees this slot,
-   * counts a rejection, and returns the error for the caller, whose `retryAt` is when the
-   * other probe will have decided at the latest (`probeTimeoutMs` from now).
-   */
-  refuse(): CircuitOpenError {
-    return this.breaker._refuse(this);
-  }
 }
 
 const SUCCESS = 0;
@@ -190,7 +181,11 @@ export class Breaker {
     return error;
   }
 
-  /** Settles a probe another context holds the slot of; use {@link Permit.refuse}. @internal */
+  /**
+   * The probe `permit` did not go out: another context holds the shared probe slot. Frees this
+   * slot, counts a rejection, and returns the error for the caller, whose `retryAt` is when the
+   * other probe will have decided at the latest (`probeTimeoutMs` from now). @internal
+   */
   _refuse(permit: Permit): CircuitOpenError {
     const now = this.options.clock.now();
     // Already settled (a transition or its expiry counted it): count nothing twice.

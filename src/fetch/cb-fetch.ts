@@ -2,7 +2,14 @@ import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js"
 import type { CircuitState, FailureKind } from "../breaker/types.js";
 import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import { type Bulkhead, FULL } from "./bulkhead.js";
-import { initWith, isCallersMistake, isRequest, methodOf, retryAfterMs } from "./classify.js";
+import {
+  initWith,
+  isCallersMistake,
+  isRequest,
+  methodOf,
+  retryAfterMs,
+  signalOf,
+} from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
@@ -42,7 +49,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       });
     }
     // A failure no call reports: an expired probe.
-    if (cause !== undefined) emitFailure(breaker, { kind: cause });
+    if (cause) emitFailure(breaker, { kind: cause });
     // Open → half-open follows from `retryAt`, which every tab and reload already has:
     // sharing it would only race with the probe's outcome.
     if (!config.persisted || (from === "open" && to === "half-open")) return;
@@ -229,7 +236,8 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       release = () => {};
     }
     // Another context is probing: a refusal like any other, until its probe has decided.
-    if (release === undefined) return refuse(entry, url, input, init, permit.refuse());
+    if (release === undefined)
+      return refuse(entry, url, input, init, entry.breaker._refuse(permit));
     try {
       return await attempt(entry.breaker, permit, url, input, init);
     } finally {
@@ -304,18 +312,11 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     error: unknown,
     timedOut: boolean,
   ) {
-    let notTheOrigin: boolean;
-    try {
-      // The user's Wi-Fi (even when our own timeout fired), the caller's abort, or the
-      // caller's own bad input: not the origin.
-      notTheOrigin =
-        globalThis.navigator?.onLine === false ||
-        (!timedOut && (signalOf(input, init)?.aborted || isCallersMistake(url, input, init)));
-    } catch {
-      notTheOrigin = true; // an init that throws when read is the caller's
-    }
     const kind = timedOut ? "timeout" : "error";
-    if (notTheOrigin) permit.release();
+    // The user's Wi-Fi (even when our own timeout fired), or the caller's abort or own bad
+    // input: not the origin.
+    if (globalThis.navigator?.onLine === false || (!timedOut && isCallersMistake(url, input, init)))
+      permit.release();
     else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
   }
 
@@ -431,10 +432,6 @@ async function settlesWithin(promise: Promise<unknown> | undefined, ms: number) 
   ]);
   clearTimeout(timer);
   return settled;
-}
-
-function signalOf(input: FetchInput, init: RequestInit | undefined): AbortSignal | undefined {
-  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
 }
 
 /**

@@ -43,8 +43,8 @@ export function methodOf(input: RequestInfo | URL, init: RequestInit | undefined
 }
 
 /**
- * Whether a rejected fetch was the caller's own mistake (a used body, a bad `init`, a bad
- * header, a body on a GET) rather than a network error. Checked only after a rejection, by
+ * Whether a rejected fetch was the caller's own doing (its abort, a used body, a bad `init`, a
+ * bad header, a body on a GET) rather than a network error. Checked only after a rejection, by
  * building a body-less Request with the same fields: the hot path pays nothing, and the body
  * is never touched. An `init` that throws when read is the caller's too.
  */
@@ -54,6 +54,7 @@ export function isCallersMistake(
   init: RequestInit | undefined,
 ): boolean {
   try {
+    if (signalOf(input, init)?.aborted) return true;
     const base = isRequest(input) ? input : undefined;
     if (base?.bodyUsed || (init as Partial<Request> | undefined)?.bodyUsed === true) return true;
     if (init == null) return false;
@@ -90,6 +91,14 @@ export function initWith(init: RequestInit | null | undefined, fields: RequestIn
   return new Proxy(fields, {
     get: (own, name) => (Object.hasOwn(own, name) ? own : init)[name as keyof RequestInit],
   });
+}
+
+/** The caller's signal: `init`'s, or the `Request`'s. */
+export function signalOf(
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+): AbortSignal | undefined {
+  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
 }
 
 /** Whether `value` is a `Request` (or looks like one: fetch reads them by their fields). */
