@@ -20,7 +20,7 @@ export default defineConfig({
           environment: "happy-dom",
           // happy-dom logs every failed fetch to the console, which the tests cause on purpose.
           onConsoleLog: (log) => !/^(GET|POST|PUT) http|socket hang up|ECONNRESET/.test(log),
-          include: ["test/fetch*.test.ts", "test/sync.test.ts"],
+          include: ["test/fetch*.test.ts", "test/sync.test.ts", "test/callers-mistakes.test.ts"],
         },
       },
       {

@@ -5,20 +5,19 @@
 export class CircuitOpenError extends Error {
   override readonly name = "CircuitOpenError";
   /** The breaker's key: for fetch, the origin (`https://api.example.com`). */
-  readonly key: string;
+  declare readonly key: string;
   /** `open`, or `half-open` when every probe slot is taken. */
-  readonly state: "open" | "half-open";
+  declare readonly state: "open" | "half-open";
   /** Epoch ms when the circuit will let a call through again (at the latest, in half-open). */
-  readonly retryAt: number;
+  declare readonly retryAt: number;
   /** `max(0, retryAt - now)`, measured on the breaker's clock when the error was made. */
-  readonly retryAfterMs: number;
+  declare readonly retryAfterMs: number;
 
   constructor(key: string, state: "open" | "half-open", retryAt: number, now: number) {
     const retryAfterMs = Math.max(0, retryAt - now);
+    // One message for both states (in half-open, a probe is in flight): DESIGN §6 counts bytes.
     super(
-      state === "open"
-        ? `Circuit for ${key} is open: failing fast without a request; retry in ${Math.ceil(retryAfterMs / 1000)} s`
-        : `Circuit for ${key} is half-open and its probe is in flight: failing fast without a request`,
+      `Circuit for ${key} is ${state}: no request sent; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
     );
     this.key = key;
     this.state = state;
@@ -31,11 +30,11 @@ export class CircuitOpenError extends Error {
 export class BulkheadFullError extends Error {
   override readonly name = "BulkheadFullError";
   /** The breaker's key (the origin). */
-  readonly key: string;
+  declare readonly key: string;
   /** The `maxConcurrent` limit that was reached. */
-  readonly maxConcurrent: number;
+  declare readonly maxConcurrent: number;
   /** The `maxQueue` limit that was reached. */
-  readonly maxQueue: number;
+  declare readonly maxQueue: number;
 
   constructor(key: string, maxConcurrent: number, maxQueue: number) {
     super(`Bulkhead for ${key} is full: ${maxConcurrent} calls in flight and ${maxQueue} queued`);
@@ -43,4 +42,13 @@ export class BulkheadFullError extends Error {
     this.maxConcurrent = maxConcurrent;
     this.maxQueue = maxQueue;
   }
+}
+
+/**
+ * Reports an error thrown by the caller's listener as a browser reports one thrown by an event
+ * listener (`reportError`), or on the console where there is none (Node, whose EventTarget
+ * would end the process instead): it never breaks the call that fired it.
+ */
+export function reportListenerError(error: unknown): void {
+  ((globalThis as { reportError?: (error: unknown) => void }).reportError ?? console.error)(error);
 }

@@ -364,3 +364,51 @@ describe("system clock", () => {
     }
   });
 });
+
+describe("the breaker and its caller's code (issue 13)", () => {
+  it("a Retry-After longer than the open time left extends it; a shorter one changes nothing", () => {
+    const { breaker, clock } = setup({ failureThreshold: 5 });
+    const late = breaker.allow();
+    const later = breaker.allow();
+    breaker.forceOpen(1000);
+    expect(late?.failure("status", clock.t + 60_000)).toBe(true);
+    expect(breaker.retryAt).toBe(clock.t + 60_000);
+    expect(later?.failure("status", clock.t + 5_000)).toBe(false);
+    expect(breaker.retryAt).toBe(clock.t + 60_000);
+    expect(breaker.stats).toMatchObject({ failures: 1, ignored: 1 });
+  });
+
+  it("permits say whether their outcome counted", () => {
+    const { breaker } = setup({ failureThreshold: 1 });
+    const stale = breaker.allow();
+    expect(breaker.allow()?.success()).toBe(true);
+    breaker.forceOpen(10);
+    expect(stale?.success()).toBe(false);
+    expect(stale?.release()).toBe(false);
+  });
+
+  it("a throwing onStateChange neither replaces run()'s outcome nor stops fn at half-open", async () => {
+    const reported: unknown[] = [];
+    vi.stubGlobal("reportError", (error: unknown) => reported.push(error));
+    try {
+      const listenerError = new Error("listener");
+      const { breaker, clock } = setup({
+        failureThreshold: 1,
+        onStateChange: () => {
+          throw listenerError;
+        },
+      });
+      const workError = new Error("work");
+      await expect(breaker.run(() => Promise.reject(workError))).rejects.toBe(workError);
+      expect(breaker.state).toBe("open");
+      clock.advance(30_000);
+      const fn = vi.fn(async () => "ok");
+      await expect(breaker.run(fn)).resolves.toBe("ok");
+      expect(fn).toHaveBeenCalledOnce();
+      expect(breaker.state).toBe("closed");
+      expect(reported).toEqual([listenerError, listenerError, listenerError]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});

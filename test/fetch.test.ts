@@ -449,3 +449,129 @@ describe("instance API", () => {
     await expect(cb.ready).resolves.toBeUndefined();
   });
 });
+
+describe("exactly fetch (issue 13)", () => {
+  // Waits until the server holds `n` more requests than `before`.
+  const arrived = (before: number, n = 1) => vi.waitFor(() => expect(server.hits).toBe(before + n));
+
+  it("with timeoutMs, a Request used as init sends its method, body and headers", async () => {
+    const cb = make({ timeoutMs: 5000 });
+    const init = new Request(url("/as-init"), {
+      method: "POST",
+      body: "payload",
+      headers: { authorization: "Bearer t" },
+    });
+    expect((await cb(url("/as-init"), init)).status).toBe(200);
+    expect(server.received.at(-1)).toMatchObject({
+      method: "POST",
+      body: "payload",
+      headers: { authorization: "Bearer t" },
+    });
+  });
+
+  it("with timeoutMs, init fields inherited from a prototype are sent", async () => {
+    const cb = make({ timeoutMs: 5000 });
+    const defaults = { method: "PUT", body: "inherited", headers: { authorization: "Bearer i" } };
+    const init = Object.create(defaults) as RequestInit;
+    expect((await cb(url("/inherited"), init)).status).toBe(200);
+    expect(server.received.at(-1)).toMatchObject({
+      method: "PUT",
+      body: "inherited",
+      headers: { authorization: "Bearer i" },
+    });
+  });
+
+  it("with timeoutMs, the caller's signal still aborts, also where AbortSignal.any is missing", async () => {
+    const any = Object.getOwnPropertyDescriptor(AbortSignal, "any");
+    Object.defineProperty(AbortSignal, "any", { value: undefined, configurable: true });
+    try {
+      const cb = make({ failureThreshold: 1, timeoutMs: 5000 });
+      server.handle(hang);
+      const controller = new AbortController();
+      const hits = server.hits;
+      const pending = cb(url(), { signal: controller.signal });
+      expect(pending).toBeInstanceOf(Promise);
+      await arrived(hits);
+      controller.abort();
+      expect(await rejection(pending)).toMatchObject({ name: "AbortError" });
+      expect(cb.breaker(url()).stats).toMatchObject({ failures: 0, ignored: 1 });
+    } finally {
+      if (any) Object.defineProperty(AbortSignal, "any", any);
+    }
+  });
+
+  it("offline, cbfetch's own timeout does not count either", async () => {
+    const cb = make({ failureThreshold: 1, timeoutMs: 30 });
+    vi.stubGlobal("navigator", { onLine: false });
+    server.handle(hang);
+    expect(await rejection(cb(url()))).toMatchObject({ name: "TimeoutError" });
+    expect(cb.state(url())).toBe("closed");
+    expect(cb.breaker(url()).stats).toMatchObject({ failures: 0, ignored: 1 });
+  });
+
+  it("always returns a promise, also for a pass-through URL whose fetch throws synchronously", () => {
+    const boom = new TypeError("sync");
+    const cb = make({
+      fetch: () => {
+        throw boom;
+      },
+    });
+    let pending: Promise<Response> | undefined;
+    expect(() => {
+      pending = cb("data:text/plain,hi");
+    }).not.toThrow();
+    return expect(pending).rejects.toBe(boom);
+  });
+
+  it("a Retry-After longer than the current open time extends it, exactly", async () => {
+    const cb = make({ failureThreshold: 5 });
+    let answer: (() => void) | undefined;
+    server.handle((req, res) => {
+      answer = () => respond(503, "busy", { "retry-after": "60" })(req, res);
+    });
+    const hits = server.hits;
+    const pending = cb(url());
+    await arrived(hits);
+    cb.breaker(url()).forceOpen(1000);
+    answer?.();
+    expect((await pending).status).toBe(503);
+    expect(cb.breaker(url()).retryAt).toBe(clock.t + 60_000);
+    clock.advance(1000);
+    expect(await rejection(cb(url()))).toMatchObject({ retryAfterMs: 59_000 });
+  });
+
+  it("events match the counters: an expired probe fires failure probe-timeout, stale outcomes fire nothing", async () => {
+    const cb = make({ failureThreshold: 1, probeTimeoutMs: 1000 });
+    const seen: string[] = [];
+    for (const type of ["failure", "success"] as const) {
+      cb.addEventListener(type, (e) => seen.push(`${type}:${e.kind ?? ""}`));
+    }
+    cb.breaker(url()).forceOpen(10);
+    clock.advance(10);
+    server.handle(hang);
+    const hits = server.hits;
+    const probe = rejection(cb(url())); // hangs past probeTimeoutMs
+    await arrived(hits);
+    clock.advance(1000);
+    expect(await rejection(cb(url()))).toBeInstanceOf(CircuitOpenError);
+    expect(seen).toEqual(["failure:probe-timeout"]);
+    server.dropConnections();
+    await probe; // its late network error is stale: not counted, no event
+
+    cb.breaker(url()).forceClose();
+    let answer: (() => void) | undefined;
+    server.handle((req, res) => {
+      answer = () => respond(200)(req, res);
+    });
+    const before = server.hits;
+    const stale = cb(url());
+    await arrived(before);
+    cb.breaker(url()).forceOpen(); // the call in flight is now stale
+    answer?.();
+    expect((await stale).status).toBe(200);
+    expect(seen).toEqual(["failure:probe-timeout"]);
+    const stats = cb.breaker(url()).stats;
+    // Two calls admitted: the probe (its expiry counted) and the stale one (ignored).
+    expect(stats).toMatchObject({ failures: 1, successes: 0, ignored: 1 });
+  });
+});

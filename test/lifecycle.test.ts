@@ -22,11 +22,14 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function runScript(body: string) {
+function runScript(body: string, nodeArgs: string[] = []) {
   const file = join(dir, `script-${Math.random().toString(36).slice(2)}.mjs`);
   writeFileSync(file, `import { createCbFetch, memoryStore } from "./cbfetch.mjs";\n${body}`);
   const started = Date.now();
-  const result = spawnSync(process.execPath, [file], { encoding: "utf8", timeout: 10_000 });
+  const result = spawnSync(process.execPath, [...nodeArgs, file], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
   return { ...result, ms: Date.now() - started };
 }
 
@@ -58,5 +61,40 @@ describe("process lifetime", () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain("state closed");
     expect(result.ms).toBeLessThan(5_000);
+  });
+});
+
+describe("the caller's code cannot take the process down or grow it (issue 13)", () => {
+  it("a throwing statechange listener does not kill the process", () => {
+    const result = runScript(`
+const cb = createCbFetch({ failureThreshold: 1, fetch: async () => new Response(null, { status: 503 }) });
+cb.addEventListener("statechange", () => { throw new Error("listener"); });
+console.error = () => {}; // where a browser would report it
+await cb("https://api.example.com/");
+await new Promise((resolve) => setTimeout(resolve, 50));
+console.log("alive", cb.state("https://api.example.com"));
+`);
+    expect(result.stdout).toContain("alive open");
+    expect(result.status).toBe(0);
+  });
+
+  it("timeoutMs with one long-lived caller signal keeps the heap flat", () => {
+    // 20 000 calls through one AbortSignal: Node's AbortSignal.any kept ~54 B per call forever.
+    const result = runScript(
+      `
+const cb = createCbFetch({ timeoutMs: 60_000, fetch: async () => new Response(null) });
+const { signal } = new AbortController();
+const run = async (n) => { for (let i = 0; i < n; i++) await cb("https://api.example.com/", { signal }); };
+const heap = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); } return process.memoryUsage().heapUsed; };
+await run(2_000);
+const before = await heap();
+await run(20_000);
+console.log("grew", (await heap()) - before);
+`,
+      ["--expose-gc"],
+    );
+    expect(result.stderr).toBe("");
+    const grew = Number(/grew (-?\d+)/.exec(result.stdout)?.[1]);
+    expect(grew).toBeLessThan(300_000); // 20 000 × 54 B would be over 1 MB
   });
 });

@@ -57,6 +57,12 @@ class Model {
   private go(state: Model["state"]) {
     this.state = state;
     this.generation++;
+    // Probes in flight belong to the state being left: they are settled (ignored) here, so
+    // nothing they report later counts, not even a Retry-After.
+    for (const probe of this.probes) {
+      const permit = this.permits.get(probe.id);
+      if (permit) permit.settled = true;
+    }
     this.probes = [];
     this.probeSuccesses = 0;
   }
@@ -119,8 +125,13 @@ class Model {
     }
     if (outcome === "release") return;
     if (permit.generation !== this.generation) {
-      // A call from before a transition: only a Retry-After still counts.
-      if (retryAt !== undefined && this.state !== "open") this.failure(retryAt);
+      // A call from before a transition: only a Retry-After still counts. It opens the
+      // circuit, or keeps an open one open until then if that is longer ("until then,
+      // exactly", clamped to maxOpenMs); a shorter one changes nothing.
+      if (retryAt === undefined) return;
+      if (this.state !== "open") this.failure(retryAt);
+      else
+        this.openUntil = Math.max(this.openUntil, Math.min(retryAt, this.now() + this.c.maxOpenMs));
       return;
     }
     if (outcome === "success") this.success();

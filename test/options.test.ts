@@ -50,6 +50,10 @@ const rows: Row[] = [
   ["clock", { now: 1 }, TypeError],
   ["random", 0.5, TypeError],
   ["failureTreshold", 3, TypeError], // a typo is not silently ignored
+  // Timers fire after 1 ms from 2^31 ms on (setTimeout overflows): refused, not silently wrong.
+  ["timeoutMs", 2 ** 31, RangeError],
+  ["loadTimeoutMs", 2 ** 31, RangeError],
+  ["probeTimeoutMs", 2 ** 31, RangeError],
 ];
 
 describe("invalid options throw at creation, naming the option and the value", () => {
@@ -73,6 +77,16 @@ describe("invalid options throw at creation, naming the option and the value", (
     expect(() => createBreaker({ openMs: -5 })).toThrow(/"openMs".*-5/);
     expect(() => createBreaker({ key: 5 as unknown as string })).toThrow(TypeError);
     expect(() => createBreaker({ timeoutMs: 5 } as never)).toThrow(/unknown option "timeoutMs"/);
+    expect(() => createBreaker({ probeTimeoutMs: 2 ** 31 })).toThrow(
+      /"probeTimeoutMs".*2147483648/,
+    );
+  });
+
+  it("accepts timer durations up to 2^31 - 1 ms, the longest setTimeout keeps", () => {
+    const longest = 2 ** 31 - 1;
+    expect(() =>
+      createCbFetch({ timeoutMs: longest, loadTimeoutMs: longest, probeTimeoutMs: longest }),
+    ).not.toThrow();
   });
 
   it("accepts every option at a valid value", () => {

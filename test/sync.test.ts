@@ -240,3 +240,48 @@ describe("cross-tab sync (BroadcastChannel)", () => {
     expect(() => createCbFetch({ sync: "" })).toThrow(/"sync"/);
   });
 });
+
+describe("sync edge cases (issue 13)", () => {
+  it("after close(), a state change sends nothing and reports nothing", async () => {
+    const {
+      tabs: [a, b],
+    } = tabs(2);
+    if (!a || !b) throw new Error("two tabs");
+    await Promise.all([a.ready, b.ready]);
+    await a.close();
+    a.breaker(url()).forceOpen();
+    a.breaker(url()).forceClose();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.storeErrors).toEqual([]);
+    expect(b.state(url())).toBe("closed");
+    expect(a.state(url())).toBe("closed"); // still works in memory
+  });
+
+  // Stands in for a tab that holds the probe's Web Lock (real Chromium: test/browser).
+  it("a call refused because another tab holds the probe lock is a counted rejection with a real retryAfterMs", async () => {
+    vi.stubGlobal("navigator", {
+      onLine: true,
+      locks: {
+        request: (_name: string, _options: unknown, callback: (lock: null) => unknown) =>
+          Promise.resolve(callback(null)),
+      },
+    });
+    const {
+      clock,
+      tabs: [a],
+    } = tabs(1, { probeTimeoutMs: 5000 });
+    if (!a) throw new Error("one tab");
+    const rejects: CircuitEvent[] = [];
+    a.addEventListener("reject", (e) => rejects.push(e));
+    await a.ready;
+    a.breaker(url()).forceOpen(100);
+    clock.advance(100);
+    const hits = server.hits;
+    const error = await rejection(a(url()));
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({ state: "half-open", retryAfterMs: 5000 });
+    expect(server.hits).toBe(hits);
+    expect(a.breaker(url()).stats).toMatchObject({ rejections: 1, ignored: 0, probesInFlight: 0 });
+    expect(rejects.map((e) => e.retryAt)).toEqual([clock.t + 5000]);
+  });
+});

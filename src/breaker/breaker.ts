@@ -13,9 +13,16 @@ const NO_PROBES: Permit[] = [];
 
 /**
  * Called after every change worth persisting: a transition (`from !== to`), or, with
- * `from === to`, a change of the closed state's failure count. Never on a healthy call.
+ * `from === to`, a change of the closed state's failure count or of an open circuit's
+ * `retryAt` (a longer `Retry-After`). Never on a healthy call. `cause` is set when no call
+ * reports the failure behind the transition: `probe-timeout` for an expired probe.
  */
-export type TransitionListener = (breaker: Breaker, from: CircuitState, to: CircuitState) => void;
+export type TransitionListener = (
+  breaker: Breaker,
+  from: CircuitState,
+  to: CircuitState,
+  cause?: FailureKind,
+) => void;
 
 /**
  * Permission for one call, from {@link Breaker.allow}. Settle it exactly once with
@@ -25,12 +32,13 @@ export type TransitionListener = (breaker: Breaker, from: CircuitState, to: Circ
  */
 export class Permit {
   /** @internal */ settled = false;
-  /** @internal */ readonly breaker: Breaker;
-  /** @internal */ readonly epoch: number;
+  // `declare`: set by the constructor only, in this order (no field definitions to ship).
+  /** @internal */ declare readonly breaker: Breaker;
+  /** @internal */ declare readonly epoch: number;
   /** True for a half-open probe. */
-  readonly probe: boolean;
+  declare readonly probe: boolean;
   /** Epoch ms after which a probe counts as failed (`Infinity` for closed-state permits). */
-  readonly expiresAt: number;
+  declare readonly expiresAt: number;
 
   /** Permits come from {@link Breaker.allow}. */
   constructor(breaker: Breaker, epoch: number, probe: boolean, expiresAt: number) {
@@ -40,22 +48,23 @@ export class Permit {
     this.expiresAt = expiresAt;
   }
 
-  /** The call succeeded. */
-  success(): void {
-    this.breaker._settle(this, SUCCESS);
+  /** The call succeeded. Returns whether that counted (false when stale or settled). */
+  success(): boolean {
+    return this.breaker._settle(this, SUCCESS);
   }
 
   /**
    * The call failed. With `retryAt` (epoch ms, e.g. from `Retry-After`) the circuit opens
-   * until exactly then (clamped to `maxOpenMs`), whatever the policy says.
+   * until exactly then (clamped to `maxOpenMs`), whatever the policy says, or stays open
+   * until then if it is open for less. Returns whether that counted.
    */
-  failure(kind: FailureKind = "manual", retryAt?: number): void {
-    this.breaker._settle(this, FAILURE, kind, retryAt);
+  failure(kind: FailureKind = "manual", retryAt?: number): boolean {
+    return this.breaker._settle(this, FAILURE, kind, retryAt);
   }
 
-  /** Neither success nor failure: frees a probe slot without counting anything. */
-  release(): void {
-    this.breaker._settle(this, RELEASE);
+  /** Neither success nor failure: frees a probe slot without counting anything. Returns false. */
+  release(): boolean {
+    return this.breaker._settle(this, RELEASE);
   }
 }
 
@@ -173,6 +182,19 @@ export class Breaker {
   }
 
   /**
+   * The probe `permit` did not go out: another context holds the shared probe slot until
+   * `until` (epoch ms; by default `probeTimeoutMs` from now, the longest it may). Frees this
+   * slot, counts a rejection, and returns the error for the caller. @internal
+   */
+  _refuse(permit: Permit, until?: number): CircuitOpenError {
+    const now = this.options.clock.now();
+    // Already settled (a transition or its expiry counted it): count nothing twice.
+    if (!permit.probe || this.unlist(permit)) this.rejectionCount++;
+    const retryAt = Math.max(until ?? now + this.options.probeTimeoutMs, this.openUntil);
+    return new CircuitOpenError(this.key, this.code === OPEN ? "open" : "half-open", retryAt, now);
+  }
+
+  /**
    * Runs `fn` through the breaker: rejects with {@link CircuitOpenError} without calling it
    * while the circuit refuses calls; a throw or rejection counts as a failure.
    */
@@ -216,7 +238,7 @@ export class Breaker {
    * exactly, without jitter. It then half-opens and probes as usual.
    */
   forceOpen(ms: number = this.options.openMs): void {
-    if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
+    if (typeof ms !== "number" || !(ms >= 0)) {
       throw new RangeError(`cbfetch: forceOpen(ms) needs a number >= 0, got ${String(ms)}`);
     }
     const now = this.options.clock.now();
@@ -272,26 +294,33 @@ export class Breaker {
   }
 
   /** Applies the outcome of a permit; use the permit's methods instead. @internal */
-  _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): void {
-    if (permit.probe) {
-      if (permit.settled) return;
-      permit.settled = true;
-      const index = this.probes.indexOf(permit);
-      if (index >= 0) this.probes.splice(index, 1);
-    }
-    if (outcome === RELEASE) {
+  _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): boolean {
+    if (permit.probe && !this.unlist(permit)) return false;
+    if (
+      outcome === RELEASE ||
+      // Stale: the state changed while the call ran. A Retry-After still opens the circuit,
+      // or keeps it open longer (the server asked us to stay away); nothing else counts.
+      (permit.epoch !== this.epoch &&
+        (retryAt === undefined ||
+          (this.code === OPEN &&
+            Math.min(retryAt, this.options.clock.now() + this.options.maxOpenMs) <=
+              this.openUntil)))
+    ) {
       this.ignoredCount++;
-      return;
-    }
-    if (permit.epoch !== this.epoch) {
-      // Stale: the state changed while the call ran. A Retry-After still opens the circuit
-      // (the server asked us to stay away), but nothing else from that call counts.
-      if (retryAt !== undefined && this.code !== OPEN) this.settleFailure(retryAt);
-      else this.ignoredCount++;
-      return;
+      return false;
     }
     if (outcome === SUCCESS) this.settleSuccess();
     else this.settleFailure(retryAt, kind);
+    return true;
+  }
+
+  /** Takes a probe out of flight; false if it was already settled. */
+  private unlist(permit: Permit): boolean {
+    if (permit.settled) return false;
+    permit.settled = true;
+    const index = this.probes.indexOf(permit);
+    if (index >= 0) this.probes.splice(index, 1);
+    return true;
   }
 
   private settleSuccess(): void {
@@ -316,7 +345,12 @@ export class Breaker {
       this.open(now, retryAt, retryAt === undefined);
       return;
     }
-    if (this.code === OPEN) return;
+    if (this.code === OPEN) {
+      // Only a stale failure with a longer Retry-After gets here (see _settle): open until then.
+      this.openUntil = Math.min(retryAt as number, now + this.options.maxOpenMs);
+      this.listener?.(this, "open", "open");
+      return;
+    }
     this.consecutive++;
     const trips = this.rate
       ? this.rate.failure(now)
@@ -329,7 +363,7 @@ export class Breaker {
   private currentPermit(): Permit {
     if (this.code !== CLOSED) this.refresh(this.options.clock.now());
     if (this.code === HALF_OPEN) {
-      return this.probes[0] ?? new Permit(this, this.epoch, true, Number.POSITIVE_INFINITY);
+      return this.probes[0] ?? new Permit(this, this.epoch, true, Infinity);
     }
     if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
     return new Permit(this, -1, false, 0);
@@ -347,12 +381,12 @@ export class Breaker {
         this.probes.shift();
         this.failureCount++;
         this.reopens++;
-        this.open(now, undefined, true);
+        this.open(now, undefined, true, "probe-timeout");
       }
     }
   }
 
-  private open(now: number, until: number | undefined, jittered: boolean): void {
+  private open(now: number, until: number | undefined, jittered: boolean, cause?: FailureKind) {
     const { openMs, backoff, maxOpenMs, jitter, random } = this.options;
     if (until === undefined) {
       const base = Math.min(openMs * backoff ** this.reopens, maxOpenMs);
@@ -362,11 +396,11 @@ export class Breaker {
       until = now + duration;
     }
     this.openUntil = Math.min(until, now + maxOpenMs);
-    this.transition(OPEN);
+    this.transition(OPEN, cause);
   }
 
   private newClosedPermit(): Permit {
-    return new Permit(this, this.epoch, false, Number.POSITIVE_INFINITY);
+    return new Permit(this, this.epoch, false, Infinity);
   }
 
   private close(): void {
@@ -378,7 +412,7 @@ export class Breaker {
     else if (counted) this.listener?.(this, "closed", "closed");
   }
 
-  private transition(to: StateCode): void {
+  private transition(to: StateCode, cause?: FailureKind): void {
     const from = this.code;
     this.code = to;
     this.epoch++;
@@ -389,6 +423,11 @@ export class Breaker {
     this.probes = NO_PROBES;
     // Permits of the previous closed state must not count in this one.
     this.closedPermit = undefined;
-    this.listener?.(this, STATE_NAMES[from] as CircuitState, STATE_NAMES[to] as CircuitState);
+    this.listener?.(
+      this,
+      STATE_NAMES[from] as CircuitState,
+      STATE_NAMES[to] as CircuitState,
+      cause,
+    );
   }
 }

@@ -1,3 +1,4 @@
+import { reportListenerError } from "../errors.js";
 import { Breaker } from "./breaker.js";
 import {
   BREAKER_OPTION_NAMES,
@@ -16,7 +17,7 @@ export type * from "./types.js";
 export interface CreateBreakerOptions extends BreakerOptions {
   /** A name for errors and events. @default "" */
   key?: string;
-  /** Called on every state change. @default undefined */
+  /** Called on every state change; an error it throws is reported, never thrown. @default undefined */
   onStateChange?: (state: CircuitState, previous: CircuitState, breaker: Breaker) => void;
 }
 
@@ -38,6 +39,15 @@ export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
   return new Breaker(
     resolveBreakerOptions(options),
     key,
-    onStateChange && ((breaker, from, to) => from !== to && onStateChange(to, from, breaker)),
+    onStateChange &&
+      ((breaker, from, to) => {
+        if (from === to) return;
+        // The caller's code: it must not replace run()'s outcome nor stop a probe.
+        try {
+          onStateChange(to, from, breaker);
+        } catch (error) {
+          reportListenerError(error);
+        }
+      }),
   );
 }

@@ -25,12 +25,19 @@ export type NumberRule = readonly [
   max?: number,
 ];
 
+/**
+ * The longest delay `setTimeout` keeps (2^31 − 1 ms, about 24.8 days): a longer one overflows
+ * and fires after 1 ms, so options that end up in a timer are refused above it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Numeric breaker options. `above`: the minimum itself is not allowed. */
 export const BREAKER_NUMBERS: Record<string, NumberRule> = {
   failureThreshold: [5, 1, "integer"],
   successThreshold: [1, 1, "integer"],
   halfOpenMaxProbes: [1, 1, "integer"],
-  probeTimeoutMs: [30_000, 0, "above"],
+  // Also the longest hold of the cross-tab probe lock, a timer.
+  probeTimeoutMs: [30_000, 0, "above", MAX_TIMER_MS],
   openMs: [30_000, 0, "above"],
   slowCallMs: [undefined, 0, "above"],
   backoff: [2, 1],
@@ -53,7 +60,7 @@ export function badOption(name: string, expected: string, value: unknown, Type =
 
 /** `value` checked against `rule`, or the rule's default when `undefined` (`null` is bad input). */
 export function checkNumber(name: string, value: unknown, rule: NumberRule): number | undefined {
-  const [fallback, min, kind = "at least", max = Number.POSITIVE_INFINITY] = rule;
+  const [fallback, min, kind = "at least", max = Infinity] = rule;
   if (value === undefined) return fallback;
   if (typeof value !== "number") badOption(name, "a number", value);
   if (
@@ -63,12 +70,7 @@ export function checkNumber(name: string, value: unknown, rule: NumberRule): num
     !Number.isFinite(value)
   ) {
     const range = `${kind === "integer" ? "an integer" : "a number"} ${kind === "above" ? ">" : ">="} ${min}`;
-    badOption(
-      name,
-      max < Number.POSITIVE_INFINITY ? `${range} and <= ${max}` : range,
-      value,
-      RangeError,
-    );
+    badOption(name, max < Infinity ? `${range} and <= ${max}` : range, value, RangeError);
   }
   return value;
 }

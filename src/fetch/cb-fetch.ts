@@ -1,8 +1,15 @@
 import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js";
-import type { CircuitState } from "../breaker/types.js";
-import { BulkheadFullError, CircuitOpenError } from "../errors.js";
+import type { CircuitState, FailureKind } from "../breaker/types.js";
+import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import { type Bulkhead, FULL } from "./bulkhead.js";
-import { isCallersMistake, methodOf, retryAfterMs } from "./classify.js";
+import {
+  initWith,
+  isCallersMistake,
+  isRequest,
+  methodOf,
+  retryAfterMs,
+  signalOf,
+} from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
@@ -34,7 +41,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const { clock, slowCallMs } = config.breaker;
   const userFetch = config.fetch;
   const events = new CircuitEvents();
-  const onChange: TransitionListener = (breaker, from, to) => {
+  const onChange: TransitionListener = (breaker, from, to, cause) => {
     if (from !== to) {
       events.emit("statechange", {
         key: breaker.key,
@@ -43,6 +50,8 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
         retryAt: breaker.retryAt,
       });
     }
+    // A failure no call reports: an expired probe.
+    if (cause) emitFailure(breaker, { kind: cause });
     if (!config.persisted) return;
     const entry = registry.peek(breaker.key);
     if (entry === undefined) return;
@@ -103,12 +112,21 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
         return Promise.reject(error);
       }
     }
-    if (entry === undefined) return fetchImpl()(input, init);
+    if (entry === undefined) return passThrough(input, init);
     if (!entry.loaded) return afterLoad(entry, url, input, init);
     if (entry.bulkhead !== undefined) return withBulkhead(entry, entry.bulkhead, url, input, init);
     const permit = entry.breaker.allow();
     if (permit === undefined || permit.probe) return notClosed(entry, permit, url, input, init);
     return attempt(entry.breaker, permit, url, input, init);
+  }
+
+  /** A request cbfetch does not guard, as fetch makes it, but always as a promise. */
+  function passThrough(input: FetchInput, init: RequestInit | undefined): Promise<Response> {
+    try {
+      return fetchImpl()(input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -224,16 +242,15 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       // The coordination layer is down: probe on this context's own permit.
       release = () => {};
     }
+    // Another context is probing (until `release` at the latest): a refusal like any other.
     if (typeof release === "number") {
-      permit.release(); // another context is probing, until then at the latest
       const { breaker } = entry;
-      // The refusal brought news that the origin works: go ahead as a closed-state call.
-      if (breaker.state === "closed") return guarded(entry, url, input, init);
-      const error =
-        breaker.state === "half-open"
-          ? new CircuitOpenError(breaker.key, "half-open", release, clock.now())
-          : breaker.openError();
-      return refuse(entry, url, input, init, error);
+      // Unless the refusal brought news that the origin works: then a closed-state call.
+      if (breaker.state === "closed") {
+        permit.release();
+        return guarded(entry, url, input, init);
+      }
+      return refuse(entry, url, input, init, breaker._refuse(permit, release));
     }
     try {
       return await attempt(entry.breaker, permit, url, input, init);
@@ -251,13 +268,14 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     init: RequestInit | undefined,
   ): Promise<Response> {
     const start = slowCallMs === undefined ? 0 : clock.now();
-    const timeout =
-      timeoutMs === undefined
-        ? undefined
-        : new Timeout(breaker.key, timeoutMs, signalOf(input, init));
+    let timeout: Timeout | undefined;
     let pending: Promise<Response>;
     try {
-      pending = fetchImpl()(input, timeout ? { ...init, signal: timeout.signal } : init);
+      if (timeoutMs === undefined) pending = fetchImpl()(input, init);
+      else {
+        timeout = new Timeout(breaker.key, timeoutMs, signalOf(input, init));
+        pending = fetchImpl()(input, initWith(init, { signal: timeout.signal }));
+      }
     } catch (error) {
       pending = Promise.reject(error); // a fetch that throws synchronously still rejects
     }
@@ -275,23 +293,27 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     );
   }
 
+  // Events fire only for outcomes the breaker counted, so they add up to its stats.
   function onResponse(breaker: Breaker, permit: Permit, response: Response, start: number) {
-    if (isFailure(response)) {
+    let failed: boolean;
+    try {
+      failed = isFailure(response);
+    } catch (error) {
+      permit.release(); // the caller's isFailure threw: not the origin's doing
+      throw error;
+    }
+    if (failed) {
       const status = response.status;
       let retryAt: number | undefined;
       if (respectRetryAfter && (status === 429 || status === 503)) {
         const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
         if (delay !== undefined) retryAt = clock.now() + delay;
       }
-      permit.failure("status", retryAt);
-      emitFailure(breaker, { kind: "status", status });
+      if (permit.failure("status", retryAt)) emitFailure(breaker, { kind: "status", status });
     } else if (slowCallMs !== undefined && clock.now() - start > slowCallMs) {
-      permit.failure("slow");
-      emitFailure(breaker, { kind: "slow", status: response.status });
-    } else {
-      permit.success();
-      if (events.wants("success"))
-        events.emit("success", { key: breaker.key, state: breaker.state });
+      if (permit.failure("slow")) emitFailure(breaker, { kind: "slow", status: response.status });
+    } else if (permit.success() && events.wants("success")) {
+      events.emit("success", { key: breaker.key, state: breaker.state });
     }
   }
 
@@ -304,25 +326,17 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     error: unknown,
     timedOut: boolean,
   ) {
-    if (timedOut) {
-      permit.failure("timeout");
-      emitFailure(breaker, { kind: "timeout", error });
-    } else if (
-      // The caller's abort, the user's Wi-Fi, or the caller's own bad input: not the origin.
-      signalOf(input, init)?.aborted ||
-      globalThis.navigator?.onLine === false ||
-      isCallersMistake(url, input, init)
-    ) {
+    const kind = timedOut ? "timeout" : "error";
+    // The user's Wi-Fi (even when our own timeout fired), or the caller's abort or own bad
+    // input: not the origin.
+    if (globalThis.navigator?.onLine === false || (!timedOut && isCallersMistake(url, input, init)))
       permit.release();
-    } else {
-      permit.failure("error");
-      emitFailure(breaker, { kind: "error", error });
-    }
+    else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
   }
 
   function emitFailure(
     breaker: Breaker,
-    detail: { kind: "status" | "slow" | "timeout" | "error"; status?: number; error?: unknown },
+    detail: { kind: FailureKind; status?: number; error?: unknown },
   ) {
     events.emit("failure", { key: breaker.key, state: breaker.state, ...detail });
   }
@@ -339,7 +353,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     events.emit("reject", {
       key,
       state: entry.breaker.state,
-      retryAt: entry.breaker.retryAt,
+      retryAt: (error as Partial<CircuitOpenError>).retryAt ?? entry.breaker.retryAt,
       error,
     });
     const alternates = config.fallbackOrigins?.get(key);
@@ -434,14 +448,6 @@ async function settlesWithin(promise: Promise<unknown> | undefined, ms: number) 
   return settled;
 }
 
-function isRequest(input: FetchInput): input is Request {
-  return typeof input === "object" && typeof (input as { url?: unknown }).url === "string";
-}
-
-function signalOf(input: FetchInput, init: RequestInit | undefined): AbortSignal | undefined {
-  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
-}
-
 /**
  * A Request for `keyOf`: the caller's own Request when it is used as is (its body untouched),
  * otherwise a body-less copy of the URL, method and headers.
@@ -459,26 +465,33 @@ function requestForKey(url: string, input: FetchInput, init: RequestInit | undef
   }
 }
 
-/** cbfetch's own `timeoutMs`: aborts with a `TimeoutError`, combined with the caller's signal. */
+/**
+ * cbfetch's own `timeoutMs`: aborts with a `TimeoutError`, or when the caller's signal aborts.
+ * It listens to the caller's signal itself until the response headers arrive, rather than
+ * `AbortSignal.any`: Node's keeps memory per call for as long as a long-lived caller signal
+ * lives, and Safari before 17.4 has none.
+ */
 class Timeout {
-  readonly signal: AbortSignal;
+  declare readonly signal: AbortSignal;
   fired = false;
-  readonly #timer: ReturnType<typeof setTimeout>;
+  declare readonly clear: () => void;
 
   constructor(key: string, ms: number, callerSignal: AbortSignal | undefined) {
     const controller = new AbortController();
-    this.#timer = setTimeout(() => {
+    const follow = () => controller.abort(callerSignal?.reason);
+    this.signal = controller.signal;
+    // Not an AbortSignal: this throws, and the call rejects as fetch would.
+    if (callerSignal?.aborted) follow();
+    else callerSignal?.addEventListener("abort", follow);
+    const timer = setTimeout(() => {
       this.fired = true;
       controller.abort(
         new DOMException(`cbfetch: no response from ${key} within ${ms} ms`, "TimeoutError"),
       );
     }, ms);
-    this.signal = callerSignal
-      ? AbortSignal.any([callerSignal, controller.signal])
-      : controller.signal;
-  }
-
-  clear(): void {
-    clearTimeout(this.#timer);
+    this.clear = () => {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener("abort", follow);
+    };
   }
 }

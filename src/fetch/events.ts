@@ -1,32 +1,28 @@
 import type { CircuitState, FailureKind } from "../breaker/types.js";
+import { reportListenerError } from "../errors.js";
 import type { CircuitEventInit, CircuitEventType } from "./types.js";
 
 /** An event of a {@link CbFetch} instance. */
 export class CircuitEvent extends Event {
   /** The breaker's key (the origin). */
-  readonly key: string;
+  declare readonly key: string;
   /** The breaker's state after the event. */
-  readonly state: CircuitState;
+  declare readonly state: CircuitState;
   /** `statechange`: the state before. */
-  readonly previousState: CircuitState | undefined;
+  declare readonly previousState: CircuitState | undefined;
   /** `statechange` to open, `reject`: when the circuit admits a call again (epoch ms). */
-  readonly retryAt: number | undefined;
+  declare readonly retryAt: number | undefined;
   /** `failure`: why the call counted as a failure. */
-  readonly kind: FailureKind | undefined;
+  declare readonly kind: FailureKind | undefined;
   /** `failure` with kind `status` or `slow`: the response status. */
-  readonly status: number | undefined;
+  declare readonly status: number | undefined;
   /** `failure` (network error or timeout), `reject`, `storeerror`: the error. */
-  readonly error: unknown;
+  declare readonly error: unknown;
 
   constructor(type: CircuitEventType, init: CircuitEventInit) {
     super(type);
-    this.key = init.key;
-    this.state = init.state;
-    this.previousState = init.previousState;
-    this.retryAt = init.retryAt;
-    this.kind = init.kind;
-    this.status = init.status;
-    this.error = init.error;
+    // The fields an event of this type has (the others read as undefined).
+    Object.assign(this, init);
   }
 }
 
@@ -44,6 +40,9 @@ const BITS: Record<CircuitEventType, number> = {
  */
 export class CircuitEvents extends EventTarget {
   #wanted = 0;
+  // Each listener runs inside a wrapper that reports what it throws (as a browser does) rather
+  // than throwing it: Node's EventTarget would end the process.
+  readonly #wrappers = new WeakMap<EventListenerOrEventListenerObject, EventListener>();
 
   override addEventListener(
     type: string,
@@ -51,7 +50,27 @@ export class CircuitEvents extends EventTarget {
     options?: AddEventListenerOptions | boolean,
   ): void {
     this.#wanted |= BITS[type as CircuitEventType] ?? 0;
-    super.addEventListener(type, listener, options);
+    let wrapper = listener && this.#wrappers.get(listener);
+    if (listener && !wrapper) {
+      wrapper = function (this: EventTarget, event: Event) {
+        try {
+          if (typeof listener === "function") listener.call(this, event);
+          else listener.handleEvent(event);
+        } catch (error) {
+          reportListenerError(error);
+        }
+      };
+      this.#wrappers.set(listener, wrapper);
+    }
+    super.addEventListener(type, wrapper ?? null, options);
+  }
+
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: EventListenerOptions | boolean,
+  ): void {
+    super.removeEventListener(type, (listener && this.#wrappers.get(listener)) ?? null, options);
   }
 
   /** Whether an event of this type could reach a listener. */
@@ -59,7 +78,7 @@ export class CircuitEvents extends EventTarget {
     return (this.#wanted & BITS[type]) !== 0;
   }
 
-  /** Dispatches a {@link CircuitEvent} if anyone listens; a throwing listener cannot break a call. */
+  /** Dispatches a {@link CircuitEvent} if anyone listens; a throwing listener is reported, never thrown. */
   emit(type: CircuitEventType, init: CircuitEventInit): void {
     if (this.wants(type)) this.dispatchEvent(new CircuitEvent(type, init));
   }

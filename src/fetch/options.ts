@@ -5,6 +5,7 @@ import {
   checkNumbers,
   checkObject,
   checkType,
+  MAX_TIMER_MS,
   type NumberRule,
   type ResolvedBreakerOptions,
   resolveBreakerOptions,
@@ -33,12 +34,13 @@ export interface ResolvedCbFetchOptions {
   readonly loadTimeoutMs: number;
 }
 
+/** Numeric options of `createCbFetch` beyond the breaker's; the `…TimeoutMs` ones are timers. */
 export const FETCH_NUMBERS: Record<string, NumberRule> = {
-  timeoutMs: [undefined, 0, "above"],
+  timeoutMs: [undefined, 0, "above", MAX_TIMER_MS],
   maxBreakers: [1000, 1, "integer"],
   maxConcurrent: [undefined, 1, "integer"],
   maxQueue: [0, 0, "integer"],
-  loadTimeoutMs: [200, 0, "above"],
+  loadTimeoutMs: [200, 0, "above", MAX_TIMER_MS],
 };
 const FUNCTIONS = ["fetch", "keyOf", "isFailure", "fallback"] as const;
 
@@ -85,10 +87,10 @@ function resolveSync(value: unknown): string | undefined {
 
 function checkStore(store: unknown): BreakerStore {
   const methods = checkObject("store", store);
-  for (const name of ["load", "save"] as const)
-    checkType(`store.${name}`, methods[name], "function");
-  if (methods.load === undefined || methods.save === undefined)
-    badOption("store", "a store with load() and save()", store);
+  for (const name of ["load", "save"]) {
+    if (typeof methods[name] !== "function")
+      badOption(`store.${name}`, "a function", methods[name]);
+  }
   return store as BreakerStore;
 }
 

@@ -54,7 +54,6 @@ export class Channel {
 
   /** Tells the other tabs about a local change of `entry`. */
   post(entry: Entry): void {
-    if (this.#closed) return;
     this.#send({ cbfetch: PROTOCOL, type: "state", records: [this.#replica.recordOf(entry)] });
   }
 
@@ -79,7 +78,7 @@ export class Channel {
 
   /** Closes the channel and releases every lock. */
   close(): void {
-    this.#closed = true;
+    this.#closed = true; // afterwards nothing is sent, and nothing reported per change
     this.#channel.close();
     for (const release of this.#held) release();
   }
@@ -108,6 +107,7 @@ export class Channel {
   }
 
   #send(message: Message): void {
+    if (this.#closed) return;
     try {
       this.#channel.postMessage(message);
     } catch (error) {
