@@ -38,17 +38,13 @@ function print({ entries, dependencies, worker, peers }, reason) {
           TARGETS[e.entry],
           e.gzip <= TARGETS[e.entry] ? "meets" : "misses",
         ],
-        ...(e.lazy.gzip > 0
-          ? [
-              [
-                `  + loaded by ${e.name} only with a store or sync`,
-                e.lazy.minified,
-                e.lazy.gzip,
-                "",
-                "",
-              ],
-            ]
-          : []),
+        ...e.parts.map((part) => [
+          `  + loaded by ${e.name} only with ${WHEN[part.name] ?? part.name}`,
+          part.minified,
+          part.gzip,
+          part.name === "shared-state" ? "" : 2048,
+          part.name === "shared-state" ? "" : part.gzip <= 2048 ? "meets" : "misses",
+        ]),
       ]),
     ),
   );
@@ -91,6 +87,9 @@ function print({ entries, dependencies, worker, peers }, reason) {
     );
   }
 }
+
+/** When the core loads each of its on-demand parts. */
+const WHEN = { "shared-state": "a store or sync", bulkhead: "maxConcurrent", timeout: "timeoutMs" };
 
 export async function run() {
   console.log("## 5. Sizes: min+gzip of each entry (esbuild), dependencies, worker bundle, peers");

@@ -118,10 +118,19 @@ async function splitBundle(entryPoints, { root = ROOT, inlineDependencies = fals
     );
     const eager = reach([start.path], ["import-statement"]);
     const all = reach([start.path], ["import-statement", "dynamic-import"]);
-    byEntry[name] = {
-      eager: [...eager].map((p) => chunks.get(p)),
-      lazy: [...all].filter((p) => !eager.has(p)).map((p) => chunks.get(p)),
-    };
+    const lazy = [...all].filter((p) => !eager.has(p)).map((p) => chunks.get(p));
+    // Each module loaded with import(), with the chunks it needs that are not already loaded:
+    // what an app that uses that capability downloads on top of the core.
+    const parts = lazy
+      .filter((c) => c.output.entryPoint !== undefined)
+      .map((c) => {
+        const needs = [...reach([c.path], ["import-statement"])].filter((p) => !eager.has(p));
+        return {
+          name: basename(c.output.entryPoint, ".js"),
+          ...total(needs.map((p) => chunks.get(p))),
+        };
+      });
+    byEntry[name] = { eager: [...eager].map((p) => chunks.get(p)), lazy, parts };
   }
   return byEntry;
 }
@@ -135,9 +144,10 @@ function total(chunks) {
 }
 
 /**
- * One entry of the package as users bundle it: `{ entry, name, minified, gzip, lazy }` in bytes.
- * The core counts what loads with it; `lazy` is what it loads only when `store` or `sync` is
- * set. A subpath counts what it adds beside the core: its chunks that the core does not
+ * One entry of the package as users bundle it: `{ entry, name, minified, gzip, lazy, parts }`
+ * in bytes. The core counts what loads with it; `lazy` is all it loads only on demand, and
+ * `parts` the same per module it imports with `import()` (`shared-state`: store and sync;
+ * `bulkhead`: `maxConcurrent`; `timeout`: `timeoutMs`), each with the chunks it needs. A subpath counts what it adds beside the core: its chunks that the core does not
  * already load (code it shares with the core's lazy part counts here too). With
  * `inlineDependencies`, its package dependencies are bundled in.
  */
@@ -147,12 +157,12 @@ export async function entrySize(entry, { root = ROOT, inlineDependencies = false
   if (entry !== ".") points.subpath = entryFile(entry, root);
   const built = await splitBundle(points, { root, inlineDependencies });
   if (entry === ".") {
-    const { eager, lazy } = built.core;
-    return { entry, name, ...total(eager), lazy: total(lazy) };
+    const { eager, lazy, parts } = built.core;
+    return { entry, name, ...total(eager), lazy: total(lazy), parts };
   }
   const core = new Set(built.core.eager.map((c) => c.path));
   const own = built.subpath.eager.filter((c) => !core.has(c.path));
-  return { entry, name, ...total(own), lazy: total([]) };
+  return { entry, name, ...total(own), lazy: total([]), parts: [] };
 }
 
 /**

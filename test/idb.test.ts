@@ -12,7 +12,7 @@ import {
   type CircuitEvent,
   createCbFetch,
 } from "../src/index.js";
-import { isOpen } from "../src/shared/record.js";
+import { isOpen } from "../src/shared/compare.js";
 import { ManualClock } from "./helpers/clock.js";
 import { rejection, respond, useServer } from "./helpers/server.js";
 

@@ -9,7 +9,7 @@ import {
   memoryStore,
   mergeRecords,
 } from "../src/index.js";
-import { isOpen } from "../src/shared/record.js";
+import { isOpen } from "../src/shared/compare.js";
 import { recordProblem } from "../src/shared/validate.js";
 import { ManualClock } from "./helpers/clock.js";
 import { hang, hangUp, rejection, respond, useServer } from "./helpers/server.js";
@@ -335,6 +335,39 @@ describe("the store and sync code", () => {
       await stored.close();
     } finally {
       vi.doUnmock("../src/shared/shared-state.js");
+      vi.resetModules();
+    }
+  });
+});
+
+describe("the bulkhead and timeout code", () => {
+  it("is imported only by an instance that sets maxConcurrent or timeoutMs, before its first call", async () => {
+    vi.resetModules();
+    const imports = { bulkhead: 0, timeout: 0 };
+    vi.doMock("../src/fetch/bulkhead.js", async (original) => {
+      imports.bulkhead++;
+      return original();
+    });
+    vi.doMock("../src/fetch/timeout.js", async (original) => {
+      imports.timeout++;
+      return original();
+    });
+    try {
+      const { createCbFetch: create } = await import("../src/fetch/cb-fetch.js");
+      const plain = create();
+      expect((await plain(url())).status).toBe(200);
+      expect(imports).toEqual({ bulkhead: 0, timeout: 0 });
+      // Each is in force from the first call: one in flight, the next refused; a slow answer
+      // times out.
+      const limited = create({ maxConcurrent: 1, timeoutMs: 50 });
+      server.handle((_req, res) => setTimeout(() => respond(200)(_req, res), 200));
+      const [first, second] = await Promise.allSettled([limited(url()), limited(url())]);
+      expect(imports).toEqual({ bulkhead: 1, timeout: 1 });
+      expect(first).toMatchObject({ status: "rejected", reason: { name: "TimeoutError" } });
+      expect(second).toMatchObject({ status: "rejected", reason: { name: "BulkheadFullError" } });
+    } finally {
+      vi.doUnmock("../src/fetch/bulkhead.js");
+      vi.doUnmock("../src/fetch/timeout.js");
       vi.resetModules();
     }
   });

@@ -5,7 +5,8 @@ import type { Permit } from "../src/breaker/breaker.js";
 import { resolveBreakerOptions } from "../src/breaker/options.js";
 import { type Entry, Registry } from "../src/fetch/registry.js";
 import { decideLease, type Lease } from "../src/cloudflare/lease.js";
-import { type BreakerRecord, isOpen, mergeRecords } from "../src/shared/record.js";
+import { isOpen } from "../src/shared/compare.js";
+import { type BreakerRecord, mergeRecords } from "../src/shared/record.js";
 import { Replica } from "../src/shared/replica.js";
 import { ManualClock } from "./helpers/clock.js";
 
@@ -92,7 +93,7 @@ function simulate(contexts: number, steps: Step[], withObject = false): void {
   function makeContext(index: number): Context {
     const box: { context?: Context } = {};
     const registry = new Registry(
-      { breaker: opts, maxBreakers: 10, maxConcurrent: undefined, maxQueue: 0, persisted: true },
+      { breaker: opts, maxBreakers: 10, preload: true },
       (_breaker, from: CircuitState, to: CircuitState) => {
         const context = box.context;
         if (context === undefined || context.replica.applying) return;

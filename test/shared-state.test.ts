@@ -17,7 +17,7 @@ import {
 import { resolveBreakerOptions } from "../src/breaker/options.js";
 import { Registry } from "../src/fetch/registry.js";
 import { Pipeline } from "../src/shared/pipeline.js";
-import { isOpen } from "../src/shared/record.js";
+import { isOpen } from "../src/shared/compare.js";
 import { Replica } from "../src/shared/replica.js";
 import { rejection, respond, useServer } from "./helpers/server.js";
 
@@ -146,7 +146,7 @@ describe("writes never wedge", () => {
     const errors: unknown[] = [];
     const options = resolveBreakerOptions({ failureThreshold: 1 });
     const registry = new Registry(
-      { breaker: options, maxBreakers: 10, maxConcurrent: undefined, maxQueue: 0, persisted: true },
+      { breaker: options, maxBreakers: 10, preload: true },
       (breaker, from, to) => {
         const entry = registry.peek(breaker.key);
         if (entry && replica.changed(entry, from, to)) pipeline.schedule(entry);

@@ -7,7 +7,7 @@ import {
   createCbFetch,
   memoryStore,
 } from "../src/index.js";
-import { isOpen } from "../src/shared/record.js";
+import { isOpen } from "../src/shared/compare.js";
 import { ManualClock } from "./helpers/clock.js";
 import { hangUp, rejection, respond, useServer } from "./helpers/server.js";
 

@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { type BreakerRecord, isOpen } from "../src/shared/record.js";
+import { isOpen } from "../src/shared/compare.js";
+import type { BreakerRecord } from "../src/shared/record.js";
 import { respond, startServer, type TestServer } from "./helpers/server.js";
 
 // The worker-example inside real workerd (Miniflare 4, the engine under wrangler dev and

@@ -1,4 +1,5 @@
-import { type BreakerRecord, isOpen } from "../shared/record.js";
+import { isOpen } from "../shared/compare.js";
+import type { BreakerRecord } from "../shared/record.js";
 import type { ObjectProbeAnswer } from "./types.js";
 
 /** Longest probe lease granted, whatever a caller asks for. */

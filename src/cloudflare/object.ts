@@ -6,7 +6,8 @@
  * @packageDocumentation
  */
 import { DurableObject, waitUntil } from "cloudflare:workers";
-import { type BreakerRecord, isOpen, mergeRecords, sameRecord } from "../shared/record.js";
+import { isOpen, sameRecord } from "../shared/compare.js";
+import { type BreakerRecord, mergeRecords } from "../shared/record.js";
 import { validRecord } from "../shared/validate.js";
 import { decideLease, type Lease } from "./lease.js";
 import { keepAliveWith } from "./store.js";

@@ -1,7 +1,10 @@
 /** Returned by {@link Bulkhead.acquire} when neither a slot nor a queue place is free. */
-export const FULL = Symbol("full");
+const FULL = Symbol("full");
 
-/** Limits calls in flight for one key, with a bounded FIFO queue. */
+/**
+ * Limits calls in flight for one key, with a bounded FIFO queue. `createCbFetch` loads this
+ * module only when `maxConcurrent` is set, so other apps do not carry its code.
+ */
 export class Bulkhead {
   #active = 0;
   readonly #queue: Array<() => void> = [];
@@ -10,6 +13,25 @@ export class Bulkhead {
     readonly maxConcurrent: number,
     readonly maxQueue: number,
   ) {}
+
+  /**
+   * Runs `call` once a slot is free; when neither a slot nor a queue place is, answers with
+   * `full()` instead (the core makes the `BulkheadFullError`, a class it exports).
+   */
+  async run(
+    signal: AbortSignal | undefined,
+    call: () => Promise<Response>,
+    full: () => Promise<Response>,
+  ): Promise<Response> {
+    const wait = this.acquire(signal);
+    if (wait === FULL) return full();
+    if (wait !== undefined) await wait;
+    try {
+      return await call();
+    } finally {
+      this.release();
+    }
+  }
 
   /**
    * Takes a slot: `undefined` when one was free, a promise that resolves when one frees up

@@ -1,7 +1,8 @@
 import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js";
 import type { CircuitState, FailureKind } from "../breaker/types.js";
 import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
-import { type Bulkhead, FULL } from "./bulkhead.js";
+import type { Bulkhead } from "./bulkhead.js";
+import type { Timeout } from "./timeout.js";
 import {
   initWith,
   isCallersMistake,
@@ -38,6 +39,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   // Read once into locals: a call then touches this closure instead of several option objects,
   // which matters when it runs cache-cold between real network round trips.
   const { keyOf, timeoutMs, isFailure, respectRetryAfter, loadTimeoutMs } = config;
+  const { maxConcurrent, maxQueue } = config;
   const { clock, slowCallMs } = config.breaker;
   const userFetch = config.fetch;
   const events = new CircuitEvents();
@@ -60,6 +62,19 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   };
   const registry = new Registry(config, onChange);
 
+  // The bulkhead's and the timeout's code, like the store's, load only where they are used.
+  const bulkheads = maxConcurrent === undefined ? undefined : import("./bulkhead.js");
+  let TimeoutClass: typeof Timeout | undefined;
+  let timeouts: Promise<unknown> | undefined =
+    timeoutMs === undefined
+      ? undefined
+      : import("./timeout.js").then(
+          (module) => (TimeoutClass = module.Timeout),
+          (error: unknown) => {
+            timeouts = undefined; // calls go without cbfetch's timeout
+            report("", error);
+          },
+        );
   // The store and the cross-tab channel live in a module loaded only when one is set.
   let shared: SharedState | undefined;
   // Changes made before that module is in, in order.
@@ -146,9 +161,17 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     return guarded(entry, url, input, init);
   }
 
-  function hydrate(entry: Entry): Promise<void> {
-    // A late answer is still applied when it comes (and merged).
-    return afterCode((state) => state.load(entry), entry.breaker.key);
+  async function hydrate(entry: Entry): Promise<void> {
+    const { key } = entry.breaker;
+    await Promise.all([
+      // A late answer is still applied when it comes (and merged).
+      sharing && afterCode((state) => state.load(entry), key),
+      timeouts,
+      bulkheads?.then(
+        ({ Bulkhead }) => (entry.bulkhead ??= new Bulkhead(maxConcurrent ?? 1, maxQueue)),
+        (error: unknown) => report(key, error), // calls go unlimited
+      ),
+    ]);
   }
 
   /**
@@ -157,18 +180,16 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
    * not start counting before the code that reads it is in.
    */
   async function afterCode(load: (state: SharedState) => unknown, key: string): Promise<void> {
-    if (shared === undefined && !(await settlesWithin(sharing, CODE_TIMEOUT_MS))) {
-      const ms = CODE_TIMEOUT_MS;
-      report(key, new Error(`cbfetch: the store and sync code did not load within ${ms} ms`));
-    }
-    if (shared !== undefined) await withinLoadTimeout(Promise.resolve(load(shared)), key);
+    if (shared === undefined)
+      await within(sharing, CODE_TIMEOUT_MS, key, "loading the store's code");
+    if (shared !== undefined)
+      await within(load(shared), loadTimeoutMs, key, "loading stored state");
   }
 
-  /** Waits for `loading`, but at most `loadTimeoutMs` (then reports it and goes on). */
-  async function withinLoadTimeout(loading: Promise<unknown> | undefined, key: string) {
-    if (!(await settlesWithin(loading, loadTimeoutMs))) {
-      const what = key === "" ? "its stored state" : key;
-      report(key, new Error(`cbfetch: the store took over ${loadTimeoutMs} ms to load ${what}`));
+  /** Waits for `loading`, but at most `ms` (then reports it and goes on). */
+  async function within(loading: unknown, ms: number, key: string, what: string) {
+    if (!(await settlesWithin(loading, ms))) {
+      report(key, new Error(`cbfetch: ${what} took over ${ms} ms`));
     }
   }
 
@@ -178,28 +199,22 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     events.emit("storeerror", { key, state, error });
   }
 
-  async function withBulkhead(
+  function withBulkhead(
     entry: Entry,
     bulkhead: Bulkhead,
     url: string,
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
-    const wait = bulkhead.acquire(signalOf(input, init));
-    if (wait === FULL) {
-      const error = new BulkheadFullError(
-        entry.breaker.key,
-        bulkhead.maxConcurrent,
-        bulkhead.maxQueue,
-      );
-      return refuse(entry, url, input, init, error);
-    }
-    if (wait !== undefined) await wait;
-    try {
-      return await guarded(entry, url, input, init);
-    } finally {
-      bulkhead.release();
-    }
+    const { maxConcurrent, maxQueue } = bulkhead;
+    return bulkhead.run(
+      signalOf(input, init),
+      () => guarded(entry, url, input, init),
+      () => {
+        const error = new BulkheadFullError(entry.breaker.key, maxConcurrent, maxQueue);
+        return refuse(entry, url, input, init, error);
+      },
+    );
   }
 
   function guarded(entry: Entry, url: string, input: FetchInput, init: RequestInit | undefined) {
@@ -267,13 +282,17 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     input: FetchInput,
     init: RequestInit | undefined,
   ): Promise<Response> {
+    // Only until its code has loaded: a key's first call waits for it (see `hydrate`).
+    if (timeoutMs !== undefined && TimeoutClass === undefined && timeouts !== undefined) {
+      return timeouts.then(() => attempt(breaker, permit, url, input, init));
+    }
     const start = slowCallMs === undefined ? 0 : clock.now();
     let timeout: Timeout | undefined;
     let pending: Promise<Response>;
     try {
-      if (timeoutMs === undefined) pending = fetchImpl()(input, init);
+      if (timeoutMs === undefined || TimeoutClass === undefined) pending = fetchImpl()(input, init);
       else {
-        timeout = new Timeout(breaker.key, timeoutMs, signalOf(input, init));
+        timeout = new TimeoutClass(breaker.key, timeoutMs, signalOf(input, init));
         pending = fetchImpl()(input, initWith(init, { signal: timeout.signal }));
       }
     } catch (error) {
@@ -395,10 +414,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   async function close(): Promise<void> {
     // A hung store must not hang close(): writes still pending after a while are dropped.
     const closing = sharing?.then((state) => state?.close());
-    if (!(await settlesWithin(closing, CLOSE_TIMEOUT_MS))) {
-      const ms = CLOSE_TIMEOUT_MS;
-      report("", new Error(`cbfetch: the store did not finish writing within ${ms} ms of close()`));
-    }
+    await within(closing, CLOSE_TIMEOUT_MS, "", "writing to the store on close()");
   }
 
   const api = {
@@ -430,15 +446,14 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   return Object.assign(cb, api) as CbFetch;
 }
 
-/** Whether `promise` settles within `ms` (its outcome is ignored); no promise: true. */
-async function settlesWithin(promise: Promise<unknown> | undefined, ms: number) {
-  if (promise === undefined) return true;
+/** Whether `promise` settles within `ms` (its outcome is ignored); not a promise: true. */
+async function settlesWithin(promise: unknown, ms: number) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(resolve, ms, false);
   });
   const settled = await Promise.race([
-    promise.then(
+    Promise.resolve(promise).then(
       () => true,
       () => true,
     ),
@@ -462,36 +477,5 @@ function requestForKey(url: string, input: FetchInput, init: RequestInit | undef
     });
   } catch {
     return undefined;
-  }
-}
-
-/**
- * cbfetch's own `timeoutMs`: aborts with a `TimeoutError`, or when the caller's signal aborts.
- * It listens to the caller's signal itself until the response headers arrive, rather than
- * `AbortSignal.any`: Node's keeps memory per call for as long as a long-lived caller signal
- * lives, and Safari before 17.4 has none.
- */
-class Timeout {
-  declare readonly signal: AbortSignal;
-  fired = false;
-  declare readonly clear: () => void;
-
-  constructor(key: string, ms: number, callerSignal: AbortSignal | undefined) {
-    const controller = new AbortController();
-    const follow = () => controller.abort(callerSignal?.reason);
-    this.signal = controller.signal;
-    // Not an AbortSignal: this throws, and the call rejects as fetch would.
-    if (callerSignal?.aborted) follow();
-    else callerSignal?.addEventListener("abort", follow);
-    const timer = setTimeout(() => {
-      this.fired = true;
-      controller.abort(
-        new DOMException(`cbfetch: no response from ${key} within ${ms} ms`, "TimeoutError"),
-      );
-    }, ms);
-    this.clear = () => {
-      clearTimeout(timer);
-      callerSignal?.removeEventListener("abort", follow);
-    };
   }
 }

@@ -30,7 +30,10 @@ export interface ResolvedCbFetchOptions {
   readonly store: BreakerStore | undefined;
   /** The channel name, or `undefined` when sync is off or impossible here. */
   readonly sync: string | undefined;
+  /** Whether a store or sync is set. */
   readonly persisted: boolean;
+  /** Whether a key's first call waits for something: stored state, bulkhead or timeout code. */
+  readonly preload: boolean;
   readonly loadTimeoutMs: number;
 }
 
@@ -72,6 +75,8 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     store: options.store && checkStore(options.store),
     sync,
     persisted: options.store !== undefined || sync !== undefined,
+    preload:
+      options.store !== undefined || sync !== undefined || options.maxConcurrent !== undefined,
   };
 }
 

@@ -1,12 +1,13 @@
 import { Breaker, type TransitionListener } from "../breaker/breaker.js";
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
-import { Bulkhead } from "./bulkhead.js";
+import type { Bulkhead } from "./bulkhead.js";
 import { originOf } from "./key.js";
 
 /** One key's breaker, its optional bulkhead, and what the registry and the store track. */
 export interface Entry {
   readonly breaker: Breaker;
-  readonly bulkhead: Bulkhead | undefined;
+  /** Set before the key's first call when `maxConcurrent` is (its code loads on demand). */
+  bulkhead: Bulkhead | undefined;
   /** Used since the last eviction sweep. */
   used: boolean;
   /** What the shared-state module keeps for this key (its merged record); never read here. */
@@ -20,10 +21,8 @@ export interface Entry {
 export interface RegistryOptions {
   readonly breaker: ResolvedBreakerOptions;
   readonly maxBreakers: number;
-  readonly maxConcurrent: number | undefined;
-  readonly maxQueue: number;
-  /** Whether a store holds state to look up before a key's first call. */
-  readonly persisted: boolean;
+  /** Whether a key's first call waits for something: stored state, bulkhead or timeout code. */
+  readonly preload: boolean;
 }
 
 /**
@@ -54,13 +53,12 @@ export class Registry {
       return entry;
     }
     if (this.#entries.size >= this.#options.maxBreakers) this.#evictOne();
-    const { maxConcurrent, maxQueue } = this.#options;
     const created: Entry = {
       breaker: new Breaker(this.#options.breaker, key, this.#listener),
-      bulkhead: maxConcurrent === undefined ? undefined : new Bulkhead(maxConcurrent, maxQueue),
+      bulkhead: undefined,
       used: false,
       shared: undefined,
-      loaded: !this.#options.persisted,
+      loaded: !this.#options.preload,
       hydrating: undefined,
     };
     this.#entries.set(key, created);

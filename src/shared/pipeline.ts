@@ -1,4 +1,5 @@
-import { type BreakerRecord, isOpen } from "./record.js";
+import { isOpen } from "./compare.js";
+import type { BreakerRecord } from "./record.js";
 import type { Entry, Replica } from "./replica.js";
 import type { BreakerStore } from "./store.js";
 import { validRecord } from "./validate.js";

@@ -30,11 +30,6 @@ export interface BreakerRecord {
   closed: number;
 }
 
-/** Whether `record` says the circuit is open (or half-open, once `retryAt` has passed). */
-export function isOpen(record: BreakerRecord): boolean {
-  return record.opened > 0 && record.opened >= record.closed;
-}
-
 /**
  * The merge rule everywhere (stores, tabs, Durable Objects): the later open episode (by
  * `opened`, then the later `retryAt`, then more `reopens`) and the later `closed`. It is a
@@ -56,14 +51,4 @@ export function mergeRecords(a: BreakerRecord, b: BreakerRecord): BreakerRecord 
     reopens: from.reopens,
     closed: Math.max(a.closed, b.closed),
   };
-}
-
-/** Whether two records hold the same state. */
-export function sameRecord(a: BreakerRecord, b: BreakerRecord): boolean {
-  return (
-    a.opened === b.opened &&
-    a.retryAt === b.retryAt &&
-    a.reopens === b.reopens &&
-    a.closed === b.closed
-  );
 }

@@ -1,6 +1,7 @@
 import type { Breaker } from "../breaker/breaker.js";
 import type { CircuitState, Clock } from "../breaker/types.js";
-import { type BreakerRecord, isOpen, mergeRecords, RECORD_VERSION, sameRecord } from "./record.js";
+import { isOpen, sameRecord } from "./compare.js";
+import { type BreakerRecord, mergeRecords, RECORD_VERSION } from "./record.js";
 import { copyRecord, recordProblem } from "./validate.js";
 
 /** Reports a storage or channel problem for a key (`""`: the instance as a whole). */
