@@ -80,7 +80,7 @@ function print({ entries, dependencies, worker, peers }, reason) {
     const dependency = DEPENDENCIES[s.entry];
     console.log(
       barLine(
-        `${s.name} ≤ ${TARGETS[s.entry]} B min+gzip beside ${dependency}`,
+        `${s.name} ≤ ${TARGETS[s.entry]} B min+gzip${dependency ? ` beside ${dependency}` : ""}`,
         `${s.gzip} B`,
         s.gzip <= TARGETS[s.entry],
       ),
