@@ -148,6 +148,8 @@ describe("cross-tab sync between two tabs (real Chromium)", () => {
     expect(refused).toHaveLength(2 * BURST - 1);
     for (const result of refused) {
       expect(result).toMatchObject({ error: "CircuitOpenError", state: "half-open" });
+      // A real wait, never 0: a caller that waits retryAfterMs does not spin (issue 13).
+      expect((result as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
     }
 
     // The other tab learns of the close from the probe's tab.

@@ -5,7 +5,7 @@ import { CircuitOpenError, createCbFetch, systemClock } from "../../src/index.js
 /** What a call gave: a response, or the error it rejected with. */
 export type SyncCallResult =
   | { ok: boolean; status: number }
-  | { error: string; message: string; retryAt?: number; state?: string };
+  | { error: string; message: string; retryAt?: number; retryAfterMs?: number; state?: string };
 
 /** One `statechange` of this tab, stamped on the machine's clock. */
 export interface Transition {
@@ -77,8 +77,8 @@ async function call(path: string): Promise<SyncCallResult> {
     return { ok: response.ok, status: response.status };
   } catch (error) {
     if (error instanceof CircuitOpenError) {
-      const { name, message, retryAt, state } = error;
-      return { error: name, message, retryAt, state };
+      const { name, message, retryAt, retryAfterMs, state } = error;
+      return { error: name, message, retryAt, retryAfterMs, state };
     }
     return error instanceof Error
       ? { error: error.name, message: error.message }
