@@ -55,7 +55,6 @@ function print({ entries, dependencies, worker, peers }, reason) {
       dependencies.map((d) => [d.name, `cbfetch${d.entry.slice(1)}`, d.whole.gzip, d.used.gzip]),
     ),
   );
-  console.log("(cbfetch/cloudflare imports nothing from hono: its middleware is typed by shape)");
   console.log("");
   console.log(
     table(

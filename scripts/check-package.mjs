@@ -2,7 +2,7 @@
 // tarball, an install into an empty folder, a real import from Node (and a type check of a
 // TypeScript consumer), and the size budget. Run after `npm run build` (npm test does both).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { entrySizes, TARGETS, workerSize } from "./sizes.mjs";
@@ -28,6 +28,7 @@ const BUDGETS = {
   "./ky": 2048,
   "./cloudflare": 2048,
   "./cloudflare/object": 2048,
+  "./hono": 2048,
 };
 const LAZY_BUDGETS = { "shared-state": 3136, bulkhead: 2048, timeout: 2048 };
 
@@ -74,9 +75,21 @@ try {
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", type: "module" }));
   // idb-keyval and ky are optional peer dependencies: users of cbfetch/idb and cbfetch/ky
   // install them too.
+  // The Worker consumer below also needs the Workers types and hono (versions as pinned here).
+  const pinned = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).devDependencies;
   run(
     "npm",
-    ["install", "--no-audit", "--no-fund", "--silent", tarball, "idb-keyval@6", "ky@2"],
+    [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--silent",
+      tarball,
+      "idb-keyval@6",
+      "ky@2",
+      `hono@${pinned.hono}`,
+      `@cloudflare/workers-types@${pinned["@cloudflare/workers-types"]}`,
+    ],
     app,
   );
   writeFileSync(
@@ -129,31 +142,75 @@ export { state };
 `,
   );
   writeFileSync(
-    join(app, "tsconfig.json"),
-    JSON.stringify({
-      compilerOptions: {
-        strict: true,
-        module: "NodeNext",
-        moduleResolution: "NodeNext",
-        target: "ES2022",
-        lib: ["ES2022", "DOM", "ESNext.Disposable"],
-        types: [],
-        noEmit: true,
-      },
+    join(app, "worker.ts"),
+    `import { createCbFetch, CircuitOpenError, type CbFetch } from "cbfetch";
+import { durableObjectStore, optionsFromEnv, withCircuitBreaker } from "cbfetch/cloudflare";
+import { CircuitBreakerObject } from "cbfetch/cloudflare/object";
+import { circuitBreaker } from "cbfetch/hono";
+import { Hono } from "hono";
+export { CircuitBreakerObject };
+interface Env { CIRCUIT_BREAKER: DurableObjectNamespace<CircuitBreakerObject>; UPSTREAM: string }
+const app = new Hono<{ Bindings: Env }>();
+app.use(circuitBreaker());
+app.get("/", (c) => c.var.cbFetch(new URL("/items", c.env.UPSTREAM)));
+const plain = new Hono();
+plain.use(circuitBreaker({ scope: "colo" }));
+plain.get("/", async (c) => {
+  const fetch: CbFetch = c.get("cbFetch");
+  return fetch("https://api.example.com").catch((error: unknown) =>
+    error instanceof CircuitOpenError ? c.text("later", 503) : Promise.reject(error));
+});
+export const worker = withCircuitBreaker<Env>(async (request, env, _ctx, cbFetch) =>
+  cbFetch(new URL(new URL(request.url).pathname, env.UPSTREAM)));
+export function make(env: Env): CbFetch {
+  return createCbFetch({ ...optionsFromEnv(env), store: durableObjectStore(env.CIRCUIT_BREAKER) });
+}
+export default app;
+`,
+  );
+  // Strict consumers with skipLibCheck off: a browser app (ES2022 + DOM, no newer lib) and a
+  // Worker (the Workers types, no DOM).
+  const consumers = {
+    "a browser app (lib ES2022 + DOM)": {
+      lib: ["ES2022", "DOM"],
+      types: [],
       files: ["consumer.ts"],
-    }),
-  );
-  let typeErrors = "";
-  try {
-    run(bin("tsc"), ["-p", join(app, "tsconfig.json")], app);
-  } catch (error) {
-    typeErrors = String(error.stdout ?? error);
+    },
+    "a Worker (@cloudflare/workers-types, no DOM)": {
+      lib: ["ES2022"],
+      types: ["@cloudflare/workers-types"],
+      files: ["worker.ts"],
+    },
+  };
+  for (const [who, { lib, types, files }] of Object.entries(consumers)) {
+    writeFileSync(
+      join(app, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          target: "ES2022",
+          lib,
+          types,
+          skipLibCheck: false,
+          noEmit: true,
+        },
+        files,
+      }),
+    );
+    let typeErrors = "";
+    try {
+      run(bin("tsc"), ["-p", join(app, "tsconfig.json")], app);
+    } catch (error) {
+      typeErrors = String(error.stdout ?? error);
+    }
+    check(
+      `the package's types compile in ${who}, skipLibCheck off`,
+      !typeErrors,
+      typeErrors.split("\n").slice(0, 12).join("\n"),
+    );
   }
-  check(
-    "a strict TypeScript consumer type-checks against the installed package",
-    !typeErrors,
-    typeErrors,
-  );
 
   // 4. Size ceilings, and the DESIGN targets beside them (scripts/sizes.mjs, shared with the bench).
   for (const { entry, name, gzip, parts } of await entrySizes()) {

@@ -24,10 +24,11 @@ export const TARGETS = {
   "./ky": 2048,
   "./cloudflare": 2048,
   "./cloudflare/object": 2048,
+  "./hono": 2048,
 };
 
-/** The package each subpath builds on (hono only by shape: the middleware imports nothing). */
-export const DEPENDENCIES = { "./idb": "idb-keyval", "./ky": "ky", "./cloudflare": "hono" };
+/** The package each subpath builds on. */
+export const DEPENDENCIES = { "./idb": "idb-keyval", "./ky": "ky", "./hono": "hono" };
 
 /** How a whole package is imported when it is measured on its own: every export it has. */
 const WHOLE = {

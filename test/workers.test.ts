@@ -30,6 +30,7 @@ beforeAll(async () => {
     external: ["cloudflare:workers"],
     alias: {
       "cbfetch/cloudflare/object": join(root, "src/cloudflare/object.ts"),
+      "cbfetch/hono": join(root, "src/hono/index.ts"),
       "cbfetch/cloudflare": join(root, "src/cloudflare/index.ts"),
       cbfetch: join(root, "src/index.ts"),
     },
@@ -69,6 +70,7 @@ const get = async (path: string) => {
   return {
     status: response.status,
     retryAfter: response.headers.get("retry-after"),
+    circuit: response.headers.get("cbfetch-circuit"),
     body: await response.text(),
   };
 };
@@ -123,7 +125,10 @@ describe("cbfetch/cloudflare in workerd", () => {
     const refused = await get("/api/x");
     expect(refused.status).toBe(503);
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(59);
-    expect(refused.body).toContain("Circuit for");
+    // A breaker-made 503 says so, and names no upstream.
+    expect(refused.circuit).toBe("open");
+    expect(refused.body).toMatch(/circuit open/);
+    expect(refused.body).not.toContain("127.0.0.1");
     expect(upstream.hits).toBe(hits);
     await settle();
     const stored = await storedRecord();

@@ -1,5 +1,6 @@
 import { CircuitOpenError } from "../errors.js";
 import { createCbFetch } from "../fetch/cb-fetch.js";
+import type { CircuitEvent } from "../fetch/events.js";
 import type { CbFetch } from "../fetch/types.js";
 import { optionsFromEnv } from "./env.js";
 import { durableObjectStore } from "./store.js";
@@ -7,6 +8,7 @@ import type {
   CircuitBreakerOptions,
   DurableObjectNamespaceLike,
   ExecutionContextLike,
+  TransitionLine,
 } from "./types.js";
 
 /** A module Worker's `fetch` handler, given the breaker-aware fetch as a fourth argument. */
@@ -17,9 +19,28 @@ export type BreakerHandler<Env> = (
   fetch: CbFetch,
 ) => Response | Promise<Response>;
 
+/** Most instances one isolate keeps (each configuration is one; see {@link isolateFetch}). */
+const MAX_INSTANCES = 16;
 // One instance per isolate and configuration, in global scope: a warm isolate keeps its
 // breakers between requests, so the closed state costs no Durable Object call.
-const instances = new WeakMap<object, CbFetch>();
+const instances = new Map<string, CbFetch>();
+const functionIds = new WeakMap<object, number>();
+let lastFunctionId = 0;
+
+/**
+ * Options as a cache key: by value, so `circuitBreaker({ … })` written inside a handler finds
+ * the instance of the previous request; functions by identity (define them once, outside).
+ */
+function configurationKey(options: CircuitBreakerOptions): string {
+  return JSON.stringify(options, (_name, value: unknown) => {
+    if (typeof value !== "function" && (typeof value !== "object" || value === null)) return value;
+    if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype)
+      return value;
+    let id = functionIds.get(value as object);
+    if (id === undefined) functionIds.set(value as object, (id = ++lastFunctionId));
+    return `#${id}#${String((value as { name?: unknown }).name ?? "")}`;
+  });
+}
 
 /**
  * The breaker-aware fetch of this isolate for `options`, created on first use from the
@@ -30,9 +51,18 @@ export function isolateFetch(
   env: object,
   options: CircuitBreakerOptions,
 ): CbFetch {
-  let instance = instances.get(options);
+  const key = configurationKey(options);
+  let instance = instances.get(key);
   if (instance === undefined) {
-    const { binding = "CIRCUIT_BREAKER", envPrefix = "CB_", scope, colo, ...rest } = options;
+    const {
+      binding = "CIRCUIT_BREAKER",
+      envPrefix = "CB_",
+      scope,
+      colo,
+      locationHint,
+      log = logLine,
+      ...rest
+    } = options;
     const namespace = (env as Record<string, unknown>)[binding] as
       DurableObjectNamespaceLike | undefined;
     const requestColo = (request as { cf?: { colo?: unknown } }).cf?.colo;
@@ -45,29 +75,46 @@ export function isolateFetch(
           ? durableObjectStore(namespace, {
               scope,
               colo: colo ?? (typeof requestColo === "string" ? requestColo : undefined),
+              locationHint,
             })
           : undefined),
     });
-    instances.set(options, instance);
+    if (log !== false) {
+      instance.addEventListener("statechange", (event: CircuitEvent) =>
+        log({ key: event.key, from: event.previousState, to: event.state, retryAt: event.retryAt }),
+      );
+    }
+    if (instances.size >= MAX_INSTANCES) instances.delete(instances.keys().next().value as string);
+    instances.set(key, instance);
   }
   return instance;
 }
 
-/** `503 Service Unavailable` with `Retry-After` (whole seconds, at least 1). */
+/** The default transition log: one JSON line (Workers Logs and `wrangler tail` parse it). */
+function logLine(line: TransitionLine): void {
+  console.log(JSON.stringify({ message: "cbfetch circuit transition", ...line }));
+}
+
+/**
+ * `503 Service Unavailable` for a fast-fail: `Retry-After` (whole seconds, at least 1) and
+ * `cbfetch-circuit: open`, so a client (and your logs) can tell it from an upstream's own 503.
+ * The body names no upstream.
+ */
 export function openCircuitResponse(error: CircuitOpenError): Response {
-  return new Response(`${error.message}\n`, {
+  return new Response("Service Unavailable: circuit open, no request was sent\n", {
     status: 503,
     headers: {
       "content-type": "text/plain; charset=utf-8",
       "retry-after": String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))),
+      "cbfetch-circuit": "open",
     },
   });
 }
 
 /**
  * Wraps a module Worker's `fetch` handler: it gets a breaker-aware fetch, and an open upstream
- * (a `CircuitOpenError` it lets through) becomes `503` with `Retry-After`. Pending state
- * changes are written to the Durable Object with `ctx.waitUntil`, after the response.
+ * (a `CircuitOpenError` it lets through) becomes `503` with `Retry-After`. State changes are
+ * reported to the Durable Object in the background (kept alive with `waitUntil`).
  */
 export function withCircuitBreaker<Env extends object>(
   handler: BreakerHandler<Env>,
@@ -82,39 +129,19 @@ export function withCircuitBreaker<Env extends object>(
         if (error instanceof CircuitOpenError) return openCircuitResponse(error);
         throw error;
       } finally {
-        ctx.waitUntil(fetch.flush());
+        // Reports are already kept alive where `CircuitBreakerObject` is loaded; this covers a
+        // Worker that binds the object of another script. It never forces a store call.
+        keepAlive(ctx, fetch);
       }
     },
   };
 }
 
-/** The slice of a Hono `Context` the middleware uses. */
-export interface HonoContextLike {
-  req: { raw: Request };
-  env: object;
-  executionCtx: ExecutionContextLike;
-  set(key: "cbFetch", value: CbFetch): void;
-  res: Response;
-  error?: unknown;
-}
-
-/**
- * Hono middleware: `c.get("cbFetch")` is the breaker-aware fetch, and a `CircuitOpenError`
- * from a handler becomes `503` with `Retry-After`. (Hono is an optional peer dependency.)
- */
-export function circuitBreaker(options: CircuitBreakerOptions = {}) {
-  return async (c: HonoContextLike, next: () => Promise<void>): Promise<void> => {
-    const fetch = isolateFetch(c.req.raw, c.env, options);
-    c.set("cbFetch", fetch);
-    try {
-      await next();
-    } catch (error) {
-      if (!(error instanceof CircuitOpenError)) throw error;
-      c.res = openCircuitResponse(error);
-    } finally {
-      c.executionCtx.waitUntil(fetch.flush());
-    }
-    // Hono catches a handler's error itself and keeps it on the context.
-    if (c.error instanceof CircuitOpenError) c.res = openCircuitResponse(c.error);
-  };
+/** Hands the instance's pending writes to `ctx.waitUntil`, where there is a `ctx`. */
+export function keepAlive(ctx: ExecutionContextLike | undefined, fetch: CbFetch): void {
+  try {
+    ctx?.waitUntil(fetch.flush());
+  } catch {
+    // No ExecutionContext (a test calling the handler directly): nothing to extend.
+  }
 }

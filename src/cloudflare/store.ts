@@ -31,14 +31,16 @@ export function durableObjectStore(
   namespace: DurableObjectNamespaceLike,
   options: DurableObjectStoreOptions = {},
 ): ProbeLeasingStore {
-  const { scope = "global", colo = "unknown", waitUntil } = options;
+  const { scope = "global", colo = "unknown", waitUntil, locationHint } = options;
   if (scope !== "global" && scope !== "colo") {
     throw new TypeError(`cbfetch: option "scope" must be "global" or "colo", got ${String(scope)}`);
   }
   const holder = Math.random().toString(36).slice(2, 12);
+  const where = locationHint === undefined ? undefined : { locationHint };
   const stub = (key: string) =>
     namespace.get(
       namespace.idFromName(scope === "colo" ? `${colo}|${key}` : key) as never,
+      where,
     ) as CircuitBreakerStub;
   return {
     load: (key) => stub(key).load(key),

@@ -32,7 +32,7 @@ export interface CircuitBreakerStub {
 /** The slice of a `DurableObjectNamespace` binding the store uses. */
 export interface DurableObjectNamespaceLike {
   idFromName(name: string): unknown;
-  get(id: never): unknown;
+  get(id: never, options?: { locationHint?: string }): unknown;
 }
 
 /** The slice of `ExecutionContext` the middleware uses. */
@@ -50,6 +50,12 @@ export interface DurableObjectStoreOptions {
   scope?: "global" | "colo";
   /** The location (`request.cf.colo`) for `scope: "colo"`. @default "unknown" */
   colo?: string;
+  /**
+   * Where to create each key's object the first time (`"wnam"`, `"weur"`, `"apac"`, …; see
+   * Cloudflare's Durable Objects data location docs): near the isolates that use it.
+   * @default undefined (near the first request)
+   */
+  locationHint?: string;
   /**
    * Keeps the runtime alive while a write is in flight. Where `CircuitBreakerObject` is
    * loaded, `waitUntil` from `cloudflare:workers` is used, so writes survive the request or
@@ -73,4 +79,19 @@ export interface CircuitBreakerOptions extends CbFetchOptions, DurableObjectStor
    * @default "CB_"
    */
   envPrefix?: string | false;
+  /**
+   * Logs every transition as one structured line, `{ key, from, to, retryAt }`; `false` turns
+   * it off.
+   * @default one JSON line per transition with `console.log`
+   */
+  log?: false | ((line: TransitionLine) => void);
+}
+
+/** One logged transition of a circuit. */
+export interface TransitionLine {
+  key: string;
+  from: string | undefined;
+  to: string;
+  /** When an open circuit admits a probe (epoch ms). */
+  retryAt: number | undefined;
 }

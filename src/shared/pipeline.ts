@@ -76,9 +76,14 @@ export class Pipeline {
     store.keepAlive?.(flushed);
   }
 
-  /** Writes every pending change now; resolves when those writes have settled or timed out. */
-  flush(): Promise<void> {
+  /**
+   * Writes every pending change now, unless the store is failing and the next retry is not due
+   * (`force` writes anyway: `close()`). Resolves when the writes in flight have settled or
+   * timed out.
+   */
+  flush(force = false): Promise<void> {
     if (this.#timer !== undefined) {
+      if (!force) return Promise.all(this.#writing).then(() => {});
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
@@ -92,7 +97,7 @@ export class Pipeline {
 
   /** Flushes, then closes the store; later changes are not written. */
   async close(): Promise<void> {
-    await this.flush();
+    await this.flush(true);
     await this.#call(async (store) => store.close?.());
     this.#store = undefined;
   }
@@ -119,7 +124,10 @@ export class Pipeline {
     this.#dirty.add(entry);
     if (this.#timer !== undefined) return;
     const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.#failures - 1, 16));
-    this.#timer = setTimeout(() => void this.flush(), ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.#timer = setTimeout(
+      () => void this.flush(true),
+      ceiling / 2 + (Math.random() * ceiling) / 2,
+    );
     // In Node, a pending retry must not keep the process alive; close() flushes it.
     (this.#timer as { unref?: () => void }).unref?.();
   }

@@ -2,9 +2,9 @@
 // test-only routes: a count of Durable Object calls made by this isolate, a Hono app using
 // the Hono middleware, and a route whose Durable Object binding is broken.
 import { Hono } from "hono";
-import { circuitBreaker, withCircuitBreaker } from "cbfetch/cloudflare";
+import { withCircuitBreaker } from "cbfetch/cloudflare";
+import { circuitBreaker } from "cbfetch/hono";
 import { CircuitBreakerObject as BaseObject } from "cbfetch/cloudflare/object";
-import type { CbFetch } from "cbfetch";
 import example from "../../worker-example/src/index.js";
 
 /** The example's object, plus a way for the test to plant garbage in its storage. */
@@ -56,8 +56,8 @@ const unreachable: Namespace = {
   },
 };
 
-const hono = new Hono<{ Bindings: Env; Variables: { cbFetch: CbFetch } }>();
-hono.use("*", circuitBreaker({ envPrefix: "CB_" }) as never);
+const hono = new Hono<{ Bindings: Env }>();
+hono.use("*", circuitBreaker({ envPrefix: "CB_" }));
 hono.get("/hono/api/*", (c) =>
   c.var.cbFetch(new URL(c.req.path.slice("/hono/api".length), c.env.UPSTREAM)),
 );
