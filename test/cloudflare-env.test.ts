@@ -1,13 +1,15 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { optionsFromEnv } from "../src/cloudflare/env.js";
 import { createCbFetch } from "../src/index.js";
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("optionsFromEnv", () => {
   it("reads numbers and booleans from prefixed vars, ignoring everything else", () => {
     const env = {
       CB_FAILURE_THRESHOLD: "3",
       CB_OPEN_MS: " 10000 ",
-      CB_JITTER: "0",
+      CB_JITTER: "0.25",
       CB_RESPECT_RETRY_AFTER: "false",
       CB_LOAD_TIMEOUT_MS: "50",
       UPSTREAM: "https://api.example.com",
@@ -16,7 +18,7 @@ describe("optionsFromEnv", () => {
     expect(optionsFromEnv(env)).toEqual({
       failureThreshold: 3,
       openMs: 10_000,
-      jitter: 0,
+      jitter: 0.25,
       respectRetryAfter: false,
       loadTimeoutMs: 50,
     });
@@ -25,21 +27,34 @@ describe("optionsFromEnv", () => {
     });
   });
 
+  // Each error names the variable and its value, not the option behind it.
   it.each([
-    [{ CB_FAILURE_TRESHOLD: "3" }, /CB_FAILURE_TRESHOLD names no option/],
-    [{ CB_OPEN_MS: "30s" }, /CB_OPEN_MS must be a number, got "30s"/],
-    [{ CB_OPEN_MS: "" }, /CB_OPEN_MS must be a number/],
-    [{ CB_RESPECT_RETRY_AFTER: "yes" }, /CB_RESPECT_RETRY_AFTER must be true or false/],
-  ])("rejects %o naming the var", (env, message) => {
+    [{ CB_OPEN_MS: "30s" }, /CB_OPEN_MS must be a decimal number, got "30s"/],
+    [{ CB_OPEN_MS: "" }, /CB_OPEN_MS must be a decimal number, got ""/],
+    [{ CB_OPEN_MS: "0x10" }, /CB_OPEN_MS must be a decimal number, got "0x10"/],
+    [{ CB_TIMEOUT_MS: "Infinity" }, /CB_TIMEOUT_MS must be a decimal number, got "Infinity"/],
+    [{ CB_OPEN_MS: "-5" }, /CB_OPEN_MS must be a number > 0, got "-5"/],
+    [{ CB_FAILURE_THRESHOLD: "0" }, /CB_FAILURE_THRESHOLD must be an integer >= 1, got "0"/],
+    [{ CB_FAILURE_THRESHOLD: "2.5" }, /CB_FAILURE_THRESHOLD must be an integer >= 1, got "2.5"/],
+    [{ CB_JITTER: "2" }, /CB_JITTER must be a number >= 0 and <= 1, got "2"/],
+    [{ CB_RESPECT_RETRY_AFTER: "yes" }, /CB_RESPECT_RETRY_AFTER must be true or false, got "yes"/],
+  ])("rejects %o naming the variable and the value", (env, message) => {
     expect(() => optionsFromEnv(env)).toThrow(message);
   });
 
-  it("values go through createCbFetch's own validation", () => {
-    expect(() => createCbFetch(optionsFromEnv({ CB_OPEN_MS: "-1" }))).toThrow(
-      /option "openMs" must be a number > 0, got -1/,
+  it("an unrelated variable of the prefix does not take the worker down; a likely typo is reported once", () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const env = { CB_API_TOKEN: "secret", CB_FAILURE_TRESHOLD: "3", CB_OPEN_MS: "1000" };
+    expect(optionsFromEnv(env)).toEqual({ openMs: 1000 });
+    expect(optionsFromEnv(env)).toEqual({ openMs: 1000 });
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(
+      /CB_FAILURE_TRESHOLD names no option; did you mean CB_FAILURE_THRESHOLD\?/,
     );
-    expect(() => createCbFetch(optionsFromEnv({ CB_FAILURE_THRESHOLD: "2.5" }))).toThrow(
-      RangeError,
-    );
+    expect(String(warn.mock.calls[0]?.[0])).not.toContain("secret");
+  });
+
+  it("what it returns is valid for createCbFetch", () => {
+    expect(() => createCbFetch(optionsFromEnv({ CB_OPEN_MS: "1", CB_JITTER: "1" }))).not.toThrow();
   });
 });

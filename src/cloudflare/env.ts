@@ -1,46 +1,80 @@
-import { BREAKER_NUMBERS } from "../breaker/options.js";
+import { BREAKER_NUMBERS, checkNumber, type NumberRule } from "../breaker/options.js";
 import { FETCH_NUMBERS } from "../fetch/options.js";
 import type { CbFetchOptions } from "../fetch/types.js";
 
-/** Every numeric option; each can come from an env var (taken from the core's own tables). */
-const NUMBERS = [...Object.keys(BREAKER_NUMBERS), "maxOpenMs", ...Object.keys(FETCH_NUMBERS)];
-const BOOLEANS = ["respectRetryAfter"] as const;
+/** Every numeric option, with its rule; each can come from an env var (the core's own tables). */
+const NUMBERS: Record<string, NumberRule> = {
+  ...BREAKER_NUMBERS,
+  maxOpenMs: [undefined, 0, "above"],
+  ...FETCH_NUMBERS,
+};
+const BOOLEANS = ["respectRetryAfter"];
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)$/;
 
 const envName = (option: string) => option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+/** Variables already reported as likely typos (each once per isolate). */
+const reported = new Set<string>();
 
 /**
  * Breaker options from Worker vars: `CB_FAILURE_THRESHOLD=3`, `CB_OPEN_MS=10000`,
  * `CB_RESPECT_RETRY_AFTER=false`, … (each numeric or boolean option, in SCREAMING_SNAKE_CASE
- * after `prefix`). Values are checked by `createCbFetch` like any option; a var with the
- * prefix that names no option, or a value that is not a number or boolean, throws a
- * TypeError naming the var.
+ * after `prefix`). Numbers are decimal. A bad value throws a `TypeError` or `RangeError`
+ * naming the variable and its value. A variable of the prefix that names no option is left
+ * alone (your own `CB_API_TOKEN` is fine); one that looks like a typo of an option's name is
+ * reported once with `console.warn`.
  */
 export function optionsFromEnv(env: object, prefix = "CB_"): CbFetchOptions {
   const options: Record<string, number | boolean> = {};
   const known = new Map<string, string>(
-    [...NUMBERS, ...BOOLEANS].map((o) => [prefix + envName(o), o]),
+    [...Object.keys(NUMBERS), ...BOOLEANS].map((o) => [prefix + envName(o), o]),
   );
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(prefix)) continue;
     const option = known.get(name);
-    if (option === undefined) throw new TypeError(`cbfetch: env var ${name} names no option`);
+    if (option === undefined) {
+      warnIfTypo(name, known.keys());
+      continue;
+    }
     const text = String(raw).trim();
-    if ((BOOLEANS as readonly string[]).includes(option)) {
-      if (text !== "true" && text !== "false") {
-        throw new TypeError(
-          `cbfetch: env var ${name} must be true or false, got ${JSON.stringify(text)}`,
-        );
-      }
+    const bad = (expected: string, Type = TypeError): never => {
+      throw new Type(`cbfetch: env var ${name} must be ${expected}, got ${JSON.stringify(text)}`);
+    };
+    if (BOOLEANS.includes(option)) {
+      if (text !== "true" && text !== "false") bad("true or false");
       options[option] = text === "true";
-    } else {
-      const value = text === "" ? Number.NaN : Number(text);
-      if (Number.isNaN(value)) {
-        throw new TypeError(
-          `cbfetch: env var ${name} must be a number, got ${JSON.stringify(text)}`,
-        );
-      }
-      options[option] = value;
+      continue;
+    }
+    if (!DECIMAL.test(text)) bad("a decimal number");
+    try {
+      options[option] = checkNumber(option, Number(text), NUMBERS[option] as NumberRule) as number;
+    } catch (error) {
+      bad(String((error as Error).message).replace(/^.* must be (.*), got .*$/, "$1"), RangeError);
     }
   }
   return options as CbFetchOptions;
+}
+
+function warnIfTypo(name: string, known: Iterable<string>): void {
+  if (reported.has(name)) return;
+  for (const option of known) {
+    if (distance(name, option) <= 2) {
+      if (reported.size < 100) reported.add(name);
+      console.warn(`cbfetch: env var ${name} names no option; did you mean ${option}?`);
+      return;
+    }
+  }
+}
+
+/** Levenshtein distance between two short strings. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + cost);
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
 }

@@ -1,0 +1,83 @@
+import { Hono } from "hono";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { circuitBreaker } from "../src/hono/index.js";
+import { CircuitOpenError } from "../src/index.js";
+import { respond, useServer } from "./helpers/server.js";
+
+// The Hono middleware the way Hono apps are tested: app.request(), in plain Node, with no
+// ExecutionContext and no Durable Object (state per isolate), against a real local server.
+const server = useServer();
+afterEach(() => vi.restoreAllMocks());
+let apps = 0;
+
+/** An app whose /items proxies the server; each app its own breakers (its own envPrefix). */
+function app(onError?: Parameters<Hono["onError"]>[0]) {
+  const hono = new Hono();
+  // No generics: c.var.cbFetch is typed by the middleware.
+  hono.use(
+    circuitBreaker({ failureThreshold: 2, openMs: 60_000, jitter: 0, envPrefix: `APP${++apps}_` }),
+  );
+  hono.get("/items", (c) => c.var.cbFetch(`${server.origin}/items`));
+  if (onError) hono.onError(onError);
+  return hono;
+}
+
+describe("cbfetch/hono", () => {
+  it("works under app.request() with no ExecutionContext", async () => {
+    const res = await app().request("/items");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("status 200");
+  });
+
+  it("a fast-fail is a 503 with Retry-After, not logged as an application error", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const hono = app();
+    server.handle(respond(503));
+    for (let i = 0; i < 2; i++) expect((await hono.request("/items")).status).toBe(503);
+    const hits = server.hits;
+    const res = await hono.request("/items");
+    expect(res.status).toBe(503);
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(59);
+    expect(res.headers.get("cbfetch-circuit")).toBe("open");
+    expect(await res.text()).not.toContain(server.origin);
+    expect(server.hits).toBe(hits);
+    expect(error).not.toHaveBeenCalled();
+    // The transition is logged as one structured line.
+    expect(log).toHaveBeenCalledTimes(1);
+    expect(JSON.parse(String(log.mock.calls[0]?.[0]))).toMatchObject({
+      key: server.origin,
+      from: "closed",
+      to: "open",
+    });
+  });
+
+  it("leaves the app's own onError alone: it sees the CircuitOpenError and its answer stands", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    const seen: unknown[] = [];
+    const hono = app((err, c) => {
+      seen.push(err);
+      return c.text("custom", 502);
+    });
+    server.handle(respond(503));
+    for (let i = 0; i < 2; i++) await hono.request("/items");
+    const res = await hono.request("/items");
+    expect(res.status).toBe(502);
+    expect(await res.text()).toBe("custom");
+    expect(seen.at(-1)).toBeInstanceOf(CircuitOpenError);
+  });
+
+  it("one instance per configuration, also when the middleware is built per request", async () => {
+    const hono = new Hono();
+    const seen = new Set<unknown>();
+    hono.use(async (c, next) =>
+      circuitBreaker({ failureThreshold: 2, envPrefix: "PER_REQ_" })(c, next),
+    );
+    hono.get("/", (c) => {
+      seen.add(c.var.cbFetch.breaker(server.origin));
+      return c.text("ok");
+    });
+    for (let i = 0; i < 5; i++) expect((await hono.request("/")).status).toBe(200);
+    expect(seen.size).toBe(1);
+  });
+});
