@@ -71,7 +71,7 @@ describe("cbfetch/hono", () => {
     const hono = new Hono();
     const seen = new Set<unknown>();
     hono.use(async (c, next) =>
-      circuitBreaker({ failureThreshold: 2, envPrefix: "PER_REQ_" })(c, next),
+      circuitBreaker({ failureThreshold: 2, envPrefix: "PER_REQ_" })(c as never, next),
     );
     hono.get("/", (c) => {
       seen.add(c.var.cbFetch.breaker(server.origin));

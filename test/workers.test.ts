@@ -339,6 +339,66 @@ describe("cbfetch/cloudflare in workerd", () => {
     });
   });
 
+  it("while the object fails: 0 object calls per request, and reports back off", async () => {
+    await start({ CB_OPEN_MS: "60000" });
+    const calls = async () => JSON.parse((await get("/__test/failing?calls")).body).calls as number;
+    upstream.handle(respond(200));
+    expect((await get("/__test/failing/a")).status).toBe(200); // cold: one load, which fails
+    await settle();
+    const afterLoad = await calls();
+    expect(afterLoad).toBe(1);
+    for (let i = 0; i < 20; i++) expect((await get("/__test/failing/b")).status).toBe(200);
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) await get("/__test/failing/c"); // trips: one report, fails
+    for (let i = 0; i < 10; i++) expect((await get("/__test/failing/d")).status).toBe(503);
+    await settle();
+    // 20 healthy and 10 refused requests made no call; the trip one report (then backoff).
+    expect(await calls()).toBe(afterLoad + 1);
+  });
+
+  it("half-open while another isolate probes: one object call, one consistent Retry-After", async () => {
+    await start({ CB_OPEN_MS: "60000" });
+    upstream.handle(respond(200));
+    await openInObject(Date.now() + 300);
+    expect((await get("/api/leased")).status).toBe(503); // loads the open state
+    await new Promise((r) => setTimeout(r, 350));
+    // Another isolate holds the probe lease for the next 20 s.
+    const lease = await (
+      (await object()) as unknown as {
+        acquireProbe(holder: string, ms: number, key: string): Promise<{ until: number }>;
+      }
+    ).acquireProbe("other-isolate", 20_000, upstream.origin);
+    await settle();
+    const before = await doCalls();
+    const hits = upstream.hits;
+    const answers = [];
+    for (let i = 0; i < 10; i++) answers.push(await get("/api/leased"));
+    expect(upstream.hits).toBe(hits);
+    expect(answers.every((a) => a.status === 503)).toBe(true);
+    const waits = new Set(answers.map((a) => a.retryAfter));
+    expect(waits.size).toBeLessThanOrEqual(2); // the lease's end, in whole seconds
+    for (const wait of waits) {
+      expect(Math.abs(Number(wait) - (lease.until - Date.now()) / 1000)).toBeLessThanOrEqual(2);
+    }
+    await settle();
+    expect(await doCalls()).toBe(before + 1);
+  });
+
+  it("a middleware built per request keeps one instance: one object load, not one per request", async () => {
+    await start();
+    upstream.handle(respond(200));
+    const before = await doCalls();
+    for (let i = 0; i < 10; i++) expect((await get("/__test/per-request")).status).toBe(200);
+    await settle();
+    expect(await doCalls()).toBe(before + 1);
+  });
+
+  it("passes locationHint to the object", async () => {
+    await start();
+    upstream.handle(respond(200));
+    expect(JSON.parse((await get("/__test/hinted")).body)).toContainEqual({ locationHint: "weur" });
+  });
+
   it("two isolates share one probe lease: exactly one request probes the upstream", async () => {
     await mf?.dispose();
     const bindings = {

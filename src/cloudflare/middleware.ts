@@ -24,23 +24,30 @@ const MAX_INSTANCES = 16;
 // One instance per isolate and configuration, in global scope: a warm isolate keeps its
 // breakers between requests, so the closed state costs no Durable Object call.
 const instances = new Map<string, CbFetch>();
-const functionIds = new WeakMap<object, number>();
-let lastFunctionId = 0;
 
 /**
- * Options as a cache key: by value, so `circuitBreaker({ … })` written inside a handler finds
- * the instance of the previous request; functions by identity (define them once, outside).
+ * Options as a cache key, by value: `circuitBreaker({ … })` written inside a handler finds
+ * the instance of the previous request. Functions count by their source text, since a
+ * handler makes new ones on every request (a function that differs only in what it captures
+ * shares the first one's instance: define such functions once, outside the handler). A
+ * store, a clock or any other object with methods counts by identity.
  */
 function configurationKey(options: CircuitBreakerOptions): string {
-  return JSON.stringify(options, (_name, value: unknown) => {
-    if (typeof value !== "function" && (typeof value !== "object" || value === null)) return value;
-    if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype)
-      return value;
-    let id = functionIds.get(value as object);
-    if (id === undefined) functionIds.set(value as object, (id = ++lastFunctionId));
-    return `#${id}#${String((value as { name?: unknown }).name ?? "")}`;
+  return JSON.stringify(options, (name, value: unknown) => {
+    if (typeof value === "function") return `function ${String(value)}`;
+    if (name === "" || !isObject(value) || isData(value)) return value;
+    let id = objectIds.get(value);
+    if (id === undefined) objectIds.set(value, (id = ++lastObjectId));
+    return `object #${id}`;
   });
 }
+const isObject = (value: unknown): value is object => typeof value === "object" && value !== null;
+/** Plain data (`failureRate`, `fallbackOrigins`), as opposed to a store or a clock. */
+const isData = (value: object): boolean =>
+  (Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype) &&
+  Object.values(value).every((field) => typeof field !== "function");
+const objectIds = new WeakMap<object, number>();
+let lastObjectId = 0;
 
 /**
  * The breaker-aware fetch of this isolate for `options`, created on first use from the

@@ -22,7 +22,7 @@ export class CircuitBreakerObject extends BaseObject<Env> {
 
 interface Namespace {
   idFromName(name: string): unknown;
-  get(id: unknown): Record<string, unknown>;
+  get(id: unknown, options?: unknown): Record<string, unknown>;
 }
 interface Env {
   UPSTREAM: string;
@@ -109,6 +109,28 @@ const hung = withCircuitBreaker<Env>(
   { keyOf: () => "hung" },
 );
 
+// An object binding that always throws, counting the calls made to it.
+let failingCalls = 0;
+const failingNamespace: Namespace = {
+  idFromName: (name) => name,
+  get() {
+    failingCalls++;
+    throw new Error("Durable Object overloaded");
+  },
+};
+const failing = withCircuitBreaker<Env>(
+  async (request, env, _ctx, cbFetch) =>
+    cbFetch(new URL(new URL(request.url).pathname, env.UPSTREAM)),
+  { keyOf: () => "failing" },
+);
+
+// The location hints the store passes when it gets a stub.
+const hints: unknown[] = [];
+const hinted = withCircuitBreaker<Env>(
+  async (_request, env, _ctx, cbFetch) => cbFetch(new URL("/hinted", env.UPSTREAM)),
+  { keyOf: () => "hinted", locationHint: "weur" },
+);
+
 export default {
   async fetch(request: Request, env: Env, ctx: Ctx): Promise<Response> {
     const url = new URL(request.url);
@@ -122,6 +144,29 @@ export default {
       return broken.fetch(request, { ...env, CIRCUIT_BREAKER: unreachable }, ctx);
     }
     if (url.pathname === "/__test/background") return background.fetch(request, env, ctx);
+    if (url.pathname.startsWith("/__test/failing")) {
+      if (url.searchParams.has("calls")) return Response.json({ calls: failingCalls });
+      return failing.fetch(request, { ...env, CIRCUIT_BREAKER: failingNamespace }, ctx);
+    }
+    if (url.pathname === "/__test/per-request") {
+      // A Worker that builds its middleware inside the handler, on every request.
+      const perRequest = withCircuitBreaker<Env>(
+        async (_request, e, _ctx, cbFetch) => cbFetch(new URL("/per-request", e.UPSTREAM)),
+        { keyOf: () => "per-request", failureThreshold: 3 },
+      );
+      return perRequest.fetch(request, { ...env, CIRCUIT_BREAKER: counted }, ctx);
+    }
+    if (url.pathname === "/__test/hinted") {
+      const recording: Namespace = {
+        idFromName: (name) => env.CIRCUIT_BREAKER.idFromName(name),
+        get(id, options?: unknown) {
+          hints.push(options);
+          return env.CIRCUIT_BREAKER.get(id);
+        },
+      };
+      await hinted.fetch(request, { ...env, CIRCUIT_BREAKER: recording }, ctx);
+      return Response.json(hints);
+    }
     if (url.pathname.startsWith("/__test/hung")) {
       return hung.fetch(
         request,
