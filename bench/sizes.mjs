@@ -42,8 +42,8 @@ function print({ entries, dependencies, worker, peers }, reason) {
           `  + loaded by ${e.name} only with ${WHEN[part.name] ?? part.name}`,
           part.minified,
           part.gzip,
-          part.name === "shared-state" ? "" : 2048,
-          part.name === "shared-state" ? "" : part.gzip <= 2048 ? "meets" : "misses",
+          2048,
+          part.gzip <= 2048 ? "meets" : "misses",
         ]),
       ]),
     ),
@@ -88,7 +88,13 @@ function print({ entries, dependencies, worker, peers }, reason) {
 }
 
 /** When the core loads each of its on-demand parts. */
-const WHEN = { "shared-state": "a store or sync", bulkhead: "maxConcurrent", timeout: "timeoutMs" };
+const WHEN = {
+  "shared-state": "a store or sync",
+  channel: "sync",
+  bulkhead: "maxConcurrent",
+  timeout: "timeoutMs",
+  alternates: "fallbackOrigins",
+};
 
 export async function run() {
   console.log("## 5. Sizes: min+gzip of each entry (esbuild), dependencies, worker bundle, peers");

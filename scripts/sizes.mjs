@@ -243,7 +243,8 @@ export function workerSize({ root = ROOT } = {}) {
         },
       },
     );
-    return measure(readFileSync(join(outdir, "index.js")));
+    const contents = readFileSync(join(outdir, "index.js"));
+    return { ...measure(contents), text: contents.toString() };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

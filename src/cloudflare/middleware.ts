@@ -1,5 +1,5 @@
 import { CircuitOpenError } from "../errors.js";
-import { createCbFetch } from "../fetch/cb-fetch.js";
+import { create } from "../fetch/cb-fetch.js";
 import type { CircuitEvent } from "../fetch/events.js";
 import type { CbFetch } from "../fetch/types.js";
 import { optionsFromEnv } from "./env.js";
@@ -73,7 +73,8 @@ export function isolateFetch(
     const namespace = (env as Record<string, unknown>)[binding] as
       DurableObjectNamespaceLike | undefined;
     const requestColo = (request as { cf?: { colo?: unknown } }).cf?.colo;
-    instance = createCbFetch({
+    // Without the cross-tab channel's code: Workers have no tabs.
+    instance = create({
       ...(envPrefix === false ? {} : optionsFromEnv(env, envPrefix)),
       ...rest,
       store:

@@ -25,8 +25,6 @@ const CLOSE_TIMEOUT_MS = 1000;
 /** How long a first call waits for the store and sync code (loaded on demand) to arrive. */
 const CODE_TIMEOUT_MS = 10_000;
 
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-
 /**
  * Creates a fetch with one circuit breaker per origin. The result has `fetch`'s signature
  * and never reads, clones or changes the request or the response; while an origin's circuit
@@ -35,6 +33,19 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
  * @throws TypeError or RangeError naming the option, when an option is invalid.
  */
 export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
+  return create(options, loadChannel);
+}
+
+/** The cross-tab channel's code, for `sync`. */
+const loadChannel: ChannelLoader = () => import("../shared/channel.js");
+type ChannelLoader = () => Promise<typeof import("../shared/channel.js")>;
+
+/**
+ * {@link createCbFetch}, with the cross-tab channel's code from `channel`: the Workers
+ * middleware passes none, so a Worker bundle leaves that code out (Workers have no tabs).
+ * @internal
+ */
+export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetch {
   const config = resolveCbFetchOptions(options);
   // Read once into locals: a call then touches this closure instead of several option objects,
   // which matters when it runs cache-cold between real network round trips.
@@ -62,8 +73,10 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   };
   const registry = new Registry(config, onChange);
 
-  // The bulkhead's and the timeout's code, like the store's, load only where they are used.
+  // The bulkhead's, the timeout's and fallbackOrigins' code, like the store's, load only where
+  // they are used.
   const bulkheads = maxConcurrent === undefined ? undefined : import("./bulkhead.js");
+  const rerouting = config.fallbackOrigins && import("./alternates.js").catch(() => undefined);
   let TimeoutClass: typeof Timeout | undefined;
   let timeouts: Promise<unknown> | undefined =
     timeoutMs === undefined
@@ -80,9 +93,12 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   // Changes made before that module is in, in order.
   let unshared: Array<[Entry, CircuitState, CircuitState]> | undefined = [];
   const sharing: Promise<SharedState | undefined> | undefined = config.persisted
-    ? import("../shared/shared-state.js").then(
-        ({ SharedState }) => {
-          shared = new SharedState(config, registry, report);
+    ? Promise.all([
+        import("../shared/shared-state.js"),
+        config.sync === undefined ? undefined : channel?.(),
+      ]).then(
+        ([{ SharedState }, sync]) => {
+          shared = new SharedState(config, registry, report, sync?.Channel);
           for (const [entry, from, to] of unshared ?? []) shared.changed(entry, from, to);
           unshared = undefined;
           return shared;
@@ -376,16 +392,18 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       error,
     });
     const alternates = config.fallbackOrigins?.get(key);
-    if (alternates !== undefined && IDEMPOTENT.has(methodOf(input, init))) {
-      for (const origin of alternates) {
-        const breaker = registry.get(origin).breaker;
-        const permit = breaker.allow();
-        if (permit === undefined) continue;
-        const target = new URL(url, globalThis.location?.href);
-        const altUrl = origin + target.pathname + target.search;
-        const altInput = isRequest(input) ? new Request(altUrl, input) : altUrl;
-        return attempt(breaker, permit, altUrl, altInput, init);
-      }
+    if (alternates !== undefined) {
+      const routed = (await rerouting)?.routeToAlternate(
+        alternates,
+        methodOf(input, init),
+        url,
+        (origin) => registry.get(origin).breaker,
+        (breaker, permit, altUrl) => {
+          const altInput = isRequest(input) ? new Request(altUrl, input) : altUrl;
+          return attempt(breaker, permit, altUrl, altInput, init);
+        },
+      );
+      if (routed !== undefined) return routed;
     }
     if (config.fallback !== undefined) {
       const request = isRequest(input)

@@ -32,7 +32,7 @@ export interface ResolvedCbFetchOptions {
   readonly sync: string | undefined;
   /** Whether a store or sync is set. */
   readonly persisted: boolean;
-  /** Whether a key's first call waits for something: stored state, bulkhead or timeout code. */
+  /** Whether a key's first call waits for something: stored state, or the bulkhead's code. */
   readonly preload: boolean;
   readonly loadTimeoutMs: number;
 }
@@ -61,8 +61,9 @@ const OPTION_NAMES = [
 export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchOptions {
   checkKnownKeys("createCbFetch", checkObject("options", options), OPTION_NAMES);
   for (const name of FUNCTIONS) checkType(name, options[name], "function");
-  const { fallbackOrigins, respectRetryAfter = true } = options;
+  const { fallbackOrigins, respectRetryAfter = true, store } = options;
   const sync = resolveSync(options.sync);
+  const persisted = store !== undefined || sync !== undefined;
   return {
     ...(checkNumbers(FETCH_NUMBERS, options) as unknown as ResolvedCbFetchOptions),
     breaker: resolveBreakerOptions(options),
@@ -72,11 +73,10 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     respectRetryAfter: checkType("respectRetryAfter", respectRetryAfter, "boolean"),
     fallback: options.fallback,
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
-    store: options.store && checkStore(options.store),
+    store: store && checkStore(store),
     sync,
-    persisted: options.store !== undefined || sync !== undefined,
-    preload:
-      options.store !== undefined || sync !== undefined || options.maxConcurrent !== undefined,
+    persisted,
+    preload: persisted || options.maxConcurrent !== undefined,
   };
 }
 

@@ -21,7 +21,7 @@ export interface Entry {
 export interface RegistryOptions {
   readonly breaker: ResolvedBreakerOptions;
   readonly maxBreakers: number;
-  /** Whether a key's first call waits for something: stored state, bulkhead or timeout code. */
+  /** Whether a key's first call waits for something: stored state, or the bulkhead's code. */
   readonly preload: boolean;
 }
 

@@ -1,6 +1,6 @@
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
 import type { CircuitState } from "../breaker/types.js";
-import { type Release, Channel } from "./channel.js";
+import type { Channel, Release } from "./channel.js";
 import { Pipeline } from "./pipeline.js";
 import { type Entry, type Registry, type Report, Replica } from "./replica.js";
 import type { BreakerRecord } from "./record.js";
@@ -44,13 +44,14 @@ export class SharedState {
   readonly #pipeline: Pipeline | undefined;
   readonly #channel: Channel | undefined;
 
-  constructor(config: SharedOptions, registry: Registry, report: Report) {
+  /** `Sync`: the cross-tab channel's class, loaded apart (Workers bundles leave it out). */
+  constructor(config: SharedOptions, registry: Registry, report: Report, Sync?: typeof Channel) {
     const { store, sync } = config;
     const { halfOpenMaxProbes, probeTimeoutMs, maxOpenMs, clock } = config.breaker;
     const replica = new Replica(registry, report, clock);
     const pipeline =
       store && new Pipeline(store, replica, { maxRecords: config.maxBreakers, idleMs: maxOpenMs });
-    const channel = sync === undefined ? undefined : new Channel(sync, replica);
+    const channel = sync === undefined || Sync === undefined ? undefined : new Sync(sync, replica);
     replica.share = (entry) => {
       pipeline?.schedule(entry);
       channel?.post(entry);
