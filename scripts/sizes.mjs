@@ -9,7 +9,7 @@
 // chunks it loads that the core does not: what it adds beside the core and its dependency.
 // Dependencies and peers are measured by bundling them on their own.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -176,6 +176,25 @@ export async function entryBreakdown(entry = ".", { root = ROOT } = {}) {
     .flatMap((chunk) => Object.entries(chunk.output.inputs))
     .map(([file, { bytesInOutput }]) => ({ file, minified: bytesInOutput }))
     .sort((a, b) => b.minified - a.minified);
+}
+
+/**
+ * What DESIGN §6 calls the core: the code an app downloads that only calls `createCbFetch()`
+ * (no store, sync or retry), tree-shaken and split as an app bundler would: its eager chunks.
+ * The whole entry (`entrySize(".")`) also counts every other export.
+ */
+export async function appCoreSize({ root = ROOT } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "cbfetch-app-"));
+  try {
+    writeFileSync(
+      join(dir, "app.js"),
+      `import { createCbFetch } from ${JSON.stringify(entryFile(".", root))};\nexport const cb = createCbFetch();\n`,
+    );
+    const built = await splitBundle({ app: join(dir, "app.js") }, { root });
+    return total(built.app.eager);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Every entry of TARGETS, in order. */

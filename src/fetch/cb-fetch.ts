@@ -2,6 +2,7 @@ import type { Breaker, Permit, TransitionListener } from "../breaker/breaker.js"
 import type { CircuitState, FailureKind } from "../breaker/types.js";
 import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import type { Bulkhead } from "./bulkhead.js";
+import type { keyedEntry } from "./key-of.js";
 import type { Timeout } from "./timeout.js";
 import {
   initWith,
@@ -114,17 +115,17 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
 
   const fetchImpl = () => userFetch ?? globalThis.fetch;
 
-  /** The entry guarding a request, or `undefined` to pass it through untouched. */
-  function entryFor(url: string, input: FetchInput, init: RequestInit | undefined) {
-    if (keyOf === undefined) return registry.forUrl(url);
-    const request = requestForKey(url, input, init);
-    if (request === undefined) return undefined;
-    const key = keyOf(request);
-    if (typeof key !== "string" || key === "") {
-      throw new TypeError(`cbfetch: keyOf() must return a non-empty string, got ${String(key)}`);
-    }
-    return registry.get(key);
-  }
+  // `keyOf`'s code, like the bulkhead's, loads only where it is used; if it cannot, origins.
+  let keyed: typeof keyedEntry | undefined;
+  const keying =
+    keyOf &&
+    import("./key-of.js").then(
+      (module) => (keyed = module.keyedEntry),
+      (error: unknown) => {
+        report("", error);
+        keyed = (_keyOf, _registry, url) => registry.forUrl(url);
+      },
+    );
 
   // Not async: the closed-state path then makes only the promise of `attempt`. A string URL
   // without `keyOf` takes the fewest calls: between real network round trips this code runs
@@ -136,9 +137,10 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       url = input;
       entry = registry.forUrl(input); // never throws
     } else {
+      if (keying && keyed === undefined) return keying.then(() => cb(input, init));
       try {
         url = urlOf(input);
-        entry = entryFor(url, input, init);
+        entry = keyOf && keyed ? keyed(keyOf, registry, url, input, init) : registry.forUrl(url);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -479,21 +481,4 @@ async function settlesWithin(promise: unknown, ms: number) {
   ]);
   clearTimeout(timer);
   return settled;
-}
-
-/**
- * A Request for `keyOf`: the caller's own Request when it is used as is (its body untouched),
- * otherwise a body-less copy of the URL, method and headers.
- */
-function requestForKey(url: string, input: FetchInput, init: RequestInit | undefined) {
-  if (isRequest(input) && init === undefined) return input;
-  try {
-    const headers = init?.headers ?? (isRequest(input) ? input.headers : undefined);
-    return new Request(new URL(url, globalThis.location?.href), {
-      method: methodOf(input, init),
-      headers,
-    });
-  } catch {
-    return undefined;
-  }
 }
