@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isCallersMistake, isFailureStatus, retryAfterMs } from "../src/fetch/classify.js";
+import { isFailureStatus, retryAfterMs } from "../src/fetch/classify.js";
+import { isCallersMistake } from "../src/fetch/rejection.js";
 
 describe("failure classification", () => {
   it.each([500, 502, 503, 504, 408, 429])("status %i is a failure", (status) => {

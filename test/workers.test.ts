@@ -359,9 +359,10 @@ describe("cbfetch/cloudflare in workerd", () => {
   it("half-open while another isolate probes: one object call, one consistent Retry-After", async () => {
     await start({ CB_OPEN_MS: "60000" });
     upstream.handle(respond(200));
-    await openInObject(Date.now() + 300);
+    const retryAt = Date.now() + 1500;
+    await openInObject(retryAt);
     expect((await get("/api/leased")).status).toBe(503); // loads the open state
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, retryAt - Date.now() + 50));
     // Another isolate holds the probe lease for the next 20 s.
     const lease = await (
       (await object()) as unknown as {

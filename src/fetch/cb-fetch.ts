@@ -3,15 +3,9 @@ import type { CircuitState, FailureKind } from "../breaker/types.js";
 import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import type { Bulkhead } from "./bulkhead.js";
 import type { keyedEntry } from "./key-of.js";
+import type { countsAgainstOrigin } from "./rejection.js";
 import type { Timeout } from "./timeout.js";
-import {
-  initWith,
-  isCallersMistake,
-  isRequest,
-  methodOf,
-  retryAfterMs,
-  signalOf,
-} from "./classify.js";
+import { isRequest, methodOf, retryAfterMs, signalOf } from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
@@ -115,6 +109,9 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
 
   const fetchImpl = () => userFetch ?? globalThis.fetch;
 
+  // How a rejected fetch counts: loaded on the first one.
+  let judge: typeof countsAgainstOrigin | undefined;
+  let judging: Promise<unknown> | undefined;
   // `keyOf`'s code, like the bulkhead's, loads only where it is used; if it cannot, origins.
   let keyed: typeof keyedEntry | undefined;
   const keying =
@@ -311,7 +308,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       if (timeoutMs === undefined || TimeoutClass === undefined) pending = fetchImpl()(input, init);
       else {
         timeout = new TimeoutClass(breaker.key, timeoutMs, signalOf(input, init));
-        pending = fetchImpl()(input, initWith(init, { signal: timeout.signal }));
+        pending = fetchImpl()(input, timeout.init(init));
       }
     } catch (error) {
       pending = Promise.reject(error); // a fetch that throws synchronously still rejects
@@ -324,8 +321,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       },
       (error: unknown) => {
         timeout?.clear();
-        onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
-        throw error;
+        return onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
       },
     );
   }
@@ -354,6 +350,10 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     }
   }
 
+  /**
+   * A rejected fetch: settled once it is judged (with code loaded on a key's first rejection;
+   * the caller's promise rejects after that, so the breaker has counted it by then).
+   */
   function onRejected(
     breaker: Breaker,
     permit: Permit,
@@ -362,13 +362,20 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     init: RequestInit | undefined,
     error: unknown,
     timedOut: boolean,
-  ) {
-    const kind = timedOut ? "timeout" : "error";
-    // The user's Wi-Fi (even when our own timeout fired), or the caller's abort or own bad
-    // input: not the origin.
-    if (globalThis.navigator?.onLine === false || (!timedOut && isCallersMistake(url, input, init)))
-      permit.release();
-    else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
+  ): Promise<never> {
+    const settle = (): never => {
+      const kind = timedOut ? "timeout" : "error";
+      // Not the origin's doing (or the judge cannot load: most likely the network is down).
+      if (judge?.(url, input, init, timedOut) !== true) permit.release();
+      else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
+      throw error;
+    };
+    if (judge !== undefined) return Promise.resolve().then(settle);
+    judging ??= import("./rejection.js").then(
+      (module) => (judge = module.countsAgainstOrigin),
+      () => (judging = undefined), // try again at the next rejection
+    );
+    return judging.then(settle);
   }
 
   function emitFailure(

@@ -1,3 +1,5 @@
+import { initWith } from "./init-with.js";
+
 /**
  * cbfetch's own `timeoutMs`: aborts with a `TimeoutError`, or when the caller's signal aborts.
  * It listens to the caller's signal itself until the response headers arrive, rather than
@@ -6,6 +8,11 @@
  * `timeoutMs` is set.
  */
 export class Timeout {
+  /** `init` with this timeout's signal (every other field as the caller gave it). */
+  init(init: RequestInit | undefined): RequestInit {
+    return initWith(init, { signal: this.signal });
+  }
+
   declare readonly signal: AbortSignal;
   fired = false;
   declare readonly clear: () => void;
