@@ -11,7 +11,7 @@ import {
   retryAfterMs,
   signalOf,
 } from "./classify.js";
-import { CircuitEvents } from "./events.js";
+import { CircuitEvent, CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
@@ -443,7 +443,36 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       void close();
     },
   };
-  return Object.assign(cb, api) as CbFetch;
+  // Retries load only where they are used, like the bulkhead; calls wait for their code.
+  let retried: typeof cb | undefined;
+  const retrying =
+    config.retry &&
+    import("./retry.js").then(
+      ({ retrier }) =>
+        (retried = retrier(
+          config,
+          cb,
+          instance,
+          entryFor,
+          urlOf,
+          isCallersMistake,
+          retryAfterMs,
+          initWith,
+          CircuitEvent,
+        )),
+      (error: unknown) => {
+        retried = cb; // calls go without retries
+        report("", error);
+      },
+    );
+  const instance: CbFetch = Object.assign(
+    retrying
+      ? (input: FetchInput, init?: RequestInit) =>
+          retried ? retried(input, init) : retrying.then(() => instance(input, init))
+      : cb,
+    api,
+  );
+  return instance;
 }
 
 /** Whether `promise` settles within `ms` (its outcome is ignored); not a promise: true. */

@@ -1,6 +1,7 @@
 import {
   BREAKER_OPTION_NAMES,
   badOption,
+  checkGroup,
   checkKnownKeys,
   checkNumbers,
   checkObject,
@@ -35,6 +36,21 @@ export interface ResolvedCbFetchOptions {
   /** Whether a key's first call waits for something: stored state, bulkhead or timeout code. */
   readonly preload: boolean;
   readonly loadTimeoutMs: number;
+  /** Set when `retry` or `totalTimeoutMs` is: the retry module loads. */
+  readonly retry: ResolvedRetryOptions | undefined;
+  readonly totalTimeoutMs: number | undefined;
+}
+
+/** `retry` validated; `methods` and `statusCodes` are `undefined` for the defaults. */
+export interface ResolvedRetryOptions {
+  readonly limit: number;
+  readonly methods: readonly string[] | undefined;
+  readonly statusCodes: readonly number[] | undefined;
+  readonly delayMs: number;
+  readonly maxDelayMs: number;
+  readonly maxRetryAfterMs: number;
+  /** `false`: no budget. */
+  readonly budget: { ratio: number; minRetries: number; windowMs: number } | false;
 }
 
 /** Numeric options of `createCbFetch` beyond the breaker's; the `…TimeoutMs` ones are timers. */
@@ -44,6 +60,19 @@ export const FETCH_NUMBERS: Record<string, NumberRule> = {
   maxConcurrent: [undefined, 1, "integer"],
   maxQueue: [0, 0, "integer"],
   loadTimeoutMs: [200, 0, "above", MAX_TIMER_MS],
+  totalTimeoutMs: [undefined, 0, "above", MAX_TIMER_MS],
+};
+/** `retry`'s numbers (DESIGN §8); waits are timers. */
+const RETRY_NUMBERS: Record<string, NumberRule> = {
+  limit: [2, 0, "integer"],
+  delayMs: [300, 0, "at least", MAX_TIMER_MS],
+  maxDelayMs: [10_000, 0, "at least", MAX_TIMER_MS],
+  maxRetryAfterMs: [60_000, 0, "at least", MAX_TIMER_MS],
+};
+const BUDGET_NUMBERS: Record<string, NumberRule> = {
+  ratio: [0.2, 0],
+  minRetries: [3, 0, "integer"],
+  windowMs: [10_000, 0, "above"],
 };
 const FUNCTIONS = ["fetch", "keyOf", "isFailure", "fallback"] as const;
 
@@ -55,6 +84,7 @@ const OPTION_NAMES = [
   "fallbackOrigins",
   "store",
   "sync",
+  "retry",
 ];
 
 /** Validates `createCbFetch` options; throws a TypeError or RangeError naming the bad one. */
@@ -73,6 +103,10 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     fallback: options.fallback,
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
     store: options.store && checkStore(options.store),
+    retry:
+      options.retry === undefined && options.totalTimeoutMs === undefined
+        ? undefined
+        : resolveRetry(options.retry ?? 0),
     sync,
     persisted: options.store !== undefined || sync !== undefined,
     preload:
@@ -88,6 +122,32 @@ function resolveSync(value: unknown): string | undefined {
   }
   if (typeof BroadcastChannel !== "function") return undefined;
   return value === true ? "default" : value;
+}
+
+/** `retry`: a limit, or an object of numbers, two lists and a budget (an object or `false`). */
+function resolveRetry(value: unknown): ResolvedRetryOptions {
+  const retry = checkGroup(
+    "retry",
+    typeof value === "number" ? { limit: value } : value,
+    RETRY_NUMBERS,
+    ["methods", "statusCodes", "budget"],
+  );
+  const { methods, statusCodes, budget } = retry;
+  return {
+    ...(retry as unknown as ResolvedRetryOptions),
+    methods: checkList("retry.methods", methods, "string")?.map((m) => m.toUpperCase()),
+    statusCodes: checkList("retry.statusCodes", statusCodes, "number"),
+    budget:
+      budget !== false &&
+      (checkGroup("retry.budget", budget ?? {}, BUDGET_NUMBERS) as ResolvedRetryOptions["budget"]),
+  };
+}
+
+/** An optional array whose items are all of `type`. */
+function checkList<T extends "string" | "number">(name: string, value: unknown, type: T) {
+  if (value !== undefined && !(Array.isArray(value) && value.every((v) => typeof v === type)))
+    badOption(name, `an array of ${type}s`, value);
+  return value as Array<T extends "string" ? string : number> | undefined;
 }
 
 function checkStore(store: unknown): BreakerStore {
