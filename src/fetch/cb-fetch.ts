@@ -15,7 +15,7 @@ import { CircuitEvent, CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
-import type { ProbeGate, SharedState } from "../shared/shared-state.js";
+import type { SharedState } from "../shared/shared-state.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
 
 type FetchInput = RequestInfo | URL;
@@ -24,8 +24,6 @@ type FetchInput = RequestInfo | URL;
 const CLOSE_TIMEOUT_MS = 1000;
 /** How long a first call waits for the store and sync code (loaded on demand) to arrive. */
 const CODE_TIMEOUT_MS = 10_000;
-
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
 /**
  * Creates a fetch with one circuit breaker per origin. The result has `fetch`'s signature
@@ -64,6 +62,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
 
   // The bulkhead's and the timeout's code, like the store's, load only where they are used.
   const bulkheads = maxConcurrent === undefined ? undefined : import("./bulkhead.js");
+  // `fallbackOrigins` too: a refused call waits for its code (if it cannot load: no routing).
+  const routing =
+    config.fallbackOrigins && import("./alternates.js").catch((error) => report("", error));
   let TimeoutClass: typeof Timeout | undefined;
   let timeouts: Promise<unknown> | undefined =
     timeoutMs === undefined
@@ -232,46 +233,11 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     init: RequestInit | undefined,
   ): Promise<Response> {
     if (permit === undefined) return refuse(entry, url, input, init, entry.breaker.openError());
+    // Where several contexts share a breaker, a probe also needs a shared slot.
     if (shared?.probeGate !== undefined) {
-      return sharedProbe(entry, permit, shared.probeGate, url, input, init);
+      return shared.probe(entry, permit, url, input, init, attempt, guarded, refuse);
     }
     return attempt(entry.breaker, permit, url, input, init);
-  }
-
-  /**
-   * Where several contexts share a breaker, a half-open probe also needs one of the shared
-   * probe slots: a Durable Object lease (Workers), or a Web Lock (tabs).
-   */
-  async function sharedProbe(
-    entry: Entry,
-    permit: Permit,
-    probeGate: ProbeGate,
-    url: string,
-    input: FetchInput,
-    init: RequestInit | undefined,
-  ): Promise<Response> {
-    let release: (() => void) | number;
-    try {
-      release = await probeGate(entry.breaker.key);
-    } catch {
-      // The coordination layer is down: probe on this context's own permit.
-      release = () => {};
-    }
-    // Another context is probing (until `release` at the latest): a refusal like any other.
-    if (typeof release === "number") {
-      const { breaker } = entry;
-      // Unless the refusal brought news that the origin works: then a closed-state call.
-      if (breaker.state === "closed") {
-        permit.release();
-        return guarded(entry, url, input, init);
-      }
-      return refuse(entry, url, input, init, breaker._refuse(permit, release));
-    }
-    try {
-      return await attempt(entry.breaker, permit, url, input, init);
-    } finally {
-      release();
-    }
   }
 
   // `.then` rather than an async function: one promise less per call, measurably cheaper.
@@ -376,17 +342,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       error,
     });
     const alternates = config.fallbackOrigins?.get(key);
-    if (alternates !== undefined && IDEMPOTENT.has(methodOf(input, init))) {
-      for (const origin of alternates) {
-        const breaker = registry.get(origin).breaker;
-        const permit = breaker.allow();
-        if (permit === undefined) continue;
-        const target = new URL(url, globalThis.location?.href);
-        const altUrl = origin + target.pathname + target.search;
-        const altInput = isRequest(input) ? new Request(altUrl, input) : altUrl;
-        return attempt(breaker, permit, altUrl, altInput, init);
-      }
-    }
+    const routed =
+      alternates && (await routing)?.route(alternates, registry, attempt, url, input, init);
+    if (routed) return routed;
     if (config.fallback !== undefined) {
       const request = isRequest(input)
         ? input
@@ -444,12 +402,11 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     },
   };
   // Retries load only where they are used, like the bulkhead; calls wait for their code.
-  let retried: typeof cb | undefined;
-  const retrying =
+  const retrying: Promise<typeof cb> | undefined =
     config.retry &&
     import("./retry.js").then(
       ({ retrier }) =>
-        (retried = retrier(
+        retrier(
           config,
           cb,
           instance,
@@ -459,16 +416,12 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
           retryAfterMs,
           initWith,
           CircuitEvent,
-        )),
-      (error: unknown) => {
-        retried = cb; // calls go without retries
-        report("", error);
-      },
+        ),
+      (error: unknown) => (report("", error), cb), // calls go without retries
     );
   const instance: CbFetch = Object.assign(
     retrying
-      ? (input: FetchInput, init?: RequestInit) =>
-          retried ? retried(input, init) : retrying.then(() => instance(input, init))
+      ? (input: FetchInput, init?: RequestInit) => retrying.then((call) => call(input, init))
       : cb,
     api,
   );

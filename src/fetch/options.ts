@@ -69,6 +69,7 @@ const RETRY_NUMBERS: Record<string, NumberRule> = {
   maxDelayMs: [10_000, 0, "at least", MAX_TIMER_MS],
   maxRetryAfterMs: [60_000, 0, "at least", MAX_TIMER_MS],
 };
+const RETRY_LISTS = { methods: "string", statusCodes: "number" };
 const BUDGET_NUMBERS: Record<string, NumberRule> = {
   ratio: [0.2, 0],
   minRetries: [3, 0, "integer"],
@@ -124,30 +125,25 @@ function resolveSync(value: unknown): string | undefined {
   return value === true ? "default" : value;
 }
 
-/** `retry`: a limit, or an object of numbers, two lists and a budget (an object or `false`). */
+/**
+ * `retry`: a limit, or an object of numbers, two lists and a budget (an object, or `false`).
+ * Defaults of the lists are filled in by the retry module, which also upper-cases `methods`.
+ */
 function resolveRetry(value: unknown): ResolvedRetryOptions {
   const retry = checkGroup(
     "retry",
     typeof value === "number" ? { limit: value } : value,
     RETRY_NUMBERS,
-    ["methods", "statusCodes", "budget"],
+    Object.keys(RETRY_LISTS).concat("budget"),
   );
-  const { methods, statusCodes, budget } = retry;
-  return {
-    ...(retry as unknown as ResolvedRetryOptions),
-    methods: checkList("retry.methods", methods, "string")?.map((m) => m.toUpperCase()),
-    statusCodes: checkList("retry.statusCodes", statusCodes, "number"),
-    budget:
-      budget !== false &&
-      (checkGroup("retry.budget", budget ?? {}, BUDGET_NUMBERS) as ResolvedRetryOptions["budget"]),
-  };
-}
-
-/** An optional array whose items are all of `type`. */
-function checkList<T extends "string" | "number">(name: string, value: unknown, type: T) {
-  if (value !== undefined && !(Array.isArray(value) && value.every((v) => typeof v === type)))
-    badOption(name, `an array of ${type}s`, value);
-  return value as Array<T extends "string" ? string : number> | undefined;
+  for (const [name, type] of Object.entries(RETRY_LISTS)) {
+    const list = retry[name];
+    if (list !== undefined && !(Array.isArray(list) && list.every((v) => typeof v === type)))
+      badOption(`retry.${name}`, `an array of ${type}s`, list);
+  }
+  if (retry.budget !== false)
+    retry.budget = checkGroup("retry.budget", retry.budget ?? {}, BUDGET_NUMBERS);
+  return retry as unknown as ResolvedRetryOptions;
 }
 
 function checkStore(store: unknown): BreakerStore {

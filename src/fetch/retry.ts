@@ -33,7 +33,7 @@ export function retrier(
   const retry = config.retry!;
   const { totalTimeoutMs } = config;
   const { clock, random, halfOpenMaxProbes } = config.breaker;
-  const methods = retry.methods ?? IDEMPOTENT;
+  const methods = retry.methods?.map((method) => method.toUpperCase()) ?? IDEMPOTENT;
   const statuses = retry.statusCodes ?? STATUSES;
   const budgets = budgetsOf(instance);
   budgets.options = retry.budget;
