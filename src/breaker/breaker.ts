@@ -80,7 +80,7 @@ type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
  */
 export class Breaker {
   /** The key this breaker guards (for fetch: the origin). */
-  readonly key: string;
+  declare readonly key: string;
   // TypeScript-private rather than `#private`: with this many `#` fields, V8 moved Breakers to
   // dictionary properties in a long-lived process (2.7 times the memory; bench section 3).
   private code: StateCode = CLOSED;
@@ -98,9 +98,9 @@ export class Breaker {
   private rejectionCount = 0;
   private ignoredCount = 0;
   // Only a failure-rate window has state of its own; consecutive failures are counted above.
-  private readonly rate: FailureRatePolicy | undefined;
-  private readonly options: ResolvedBreakerOptions;
-  private readonly listener: TransitionListener | undefined;
+  declare private readonly rate: FailureRatePolicy | undefined;
+  declare private readonly options: ResolvedBreakerOptions;
+  declare private readonly listener: TransitionListener | undefined;
 
   /** Use {@link createBreaker}, or `createCbFetch(...).breaker(url)`. */
   constructor(options: ResolvedBreakerOptions, key = "", listener?: TransitionListener) {

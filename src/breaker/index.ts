@@ -34,8 +34,8 @@ export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
     "onStateChange",
   ]);
   const { key = "", onStateChange } = options;
-  if (typeof key !== "string") throw new TypeError(`cbfetch: option "key" must be a string`);
-  if (onStateChange !== undefined) checkType("onStateChange", onStateChange, "function");
+  checkType("key", key, "string");
+  checkType("onStateChange", onStateChange, "function");
   return new Breaker(
     resolveBreakerOptions(options),
     key,

@@ -17,9 +17,9 @@ export interface ResolvedBreakerOptions {
   readonly random: () => number;
 }
 
-/** A numeric option's rule: `[default, minimum, kind, maximum]`. */
+/** A numeric option's rule: `[default, minimum, kind, maximum]`; a `null` default: required. */
 export type NumberRule = readonly [
-  fallback: number | undefined,
+  fallback: number | undefined | null,
   min: number,
   kind?: "integer" | "above" | "at least",
   max?: number,
@@ -58,10 +58,13 @@ export function badOption(name: string, expected: string, value: unknown, Type =
   throw new Type(`cbfetch: option "${name}" must be ${expected}, got ${describe(value)}`);
 }
 
-/** `value` checked against `rule`, or the rule's default when `undefined` (`null` is bad input). */
+/**
+ * `value` checked against `rule`, or the rule's default when `undefined` (a `null` value is bad
+ * input; a `null` default makes the option required).
+ */
 export function checkNumber(name: string, value: unknown, rule: NumberRule): number | undefined {
   const [fallback, min, kind = "at least", max = Infinity] = rule;
-  if (value === undefined) return fallback;
+  if (value === undefined && fallback !== null) return fallback;
   if (typeof value !== "number") badOption(name, "a number", value);
   if (
     !(value <= max) ||
@@ -75,16 +78,34 @@ export function checkNumber(name: string, value: unknown, rule: NumberRule): num
   return value;
 }
 
-/** Checks every numeric option of `rules` in `options`, with defaults. */
+/** Checks every numeric option of `rules` in `options`, with defaults; names get `prefix`. */
 export function checkNumbers(
   rules: Record<string, NumberRule>,
   options: object,
+  prefix = "",
 ): Record<string, number> {
   const values: Record<string, number> = {};
   for (const [name, rule] of Object.entries(rules)) {
-    values[name] = checkNumber(name, (options as Record<string, unknown>)[name], rule) as number;
+    const value = (options as Record<string, unknown>)[name];
+    values[name] = checkNumber(prefix + name, value, rule) as number;
   }
   return values;
+}
+
+/**
+ * An option that is an object of numbers (and of `others`, checked by the caller): unknown
+ * keys are refused, numbers checked against `rules` as `name.field`, and copied, so later
+ * changes to the caller's object cannot reach us.
+ */
+export function checkGroup(
+  name: string,
+  value: unknown,
+  rules: Record<string, NumberRule>,
+  others: readonly string[] = [],
+): Record<string, unknown> {
+  const group = checkObject(name, value);
+  checkKnownKeys(name, group, [...Object.keys(rules), ...others]);
+  return { ...group, ...checkNumbers(rules, group, `${name}.`) };
 }
 
 export function checkType<T>(name: string, value: T, type: "function" | "boolean" | "string"): T {
@@ -115,27 +136,21 @@ export const BREAKER_OPTION_NAMES: readonly string[] = [
   "random",
 ];
 
-/** All three fields are required; copied so later changes to the caller's object cannot reach us. */
-function resolveFailureRate(value: unknown): FailureRateOptions {
-  const rate = checkObject("failureRate", value);
-  checkKnownKeys("failureRate", rate, ["threshold", "windowMs", "minimumCalls"]);
-  const required = (name: string, rule: NumberRule) => {
-    const field = rate[name];
-    if (field === undefined) badOption(`failureRate.${name}`, "a number", field);
-    return checkNumber(`failureRate.${name}`, field, rule) as number;
-  };
-  return {
-    threshold: required("threshold", [undefined, 0, "above", 1]),
-    windowMs: required("windowMs", [undefined, 0, "above"]),
-    minimumCalls: required("minimumCalls", [undefined, 1, "integer"]),
-  };
-}
+/** `failureRate`'s fields, all three required. */
+const FAILURE_RATE: Record<string, NumberRule> = {
+  threshold: [null, 0, "above", 1],
+  windowMs: [null, 0, "above"],
+  minimumCalls: [null, 1, "integer"],
+};
 
 /** Validates breaker options and fills in the defaults. Throws naming the bad option. */
 export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerOptions {
   const numbers = checkNumbers(BREAKER_NUMBERS, options) as unknown as ResolvedBreakerOptions;
   const { failureRate, clock, random } = options;
-  const rate = failureRate === undefined ? undefined : resolveFailureRate(failureRate);
+  const rate =
+    failureRate === undefined
+      ? undefined
+      : (checkGroup("failureRate", failureRate, FAILURE_RATE) as unknown as FailureRateOptions);
   if (clock !== undefined) checkType("clock.now", checkObject("clock", clock).now, "function");
   const { openMs } = numbers;
   return {

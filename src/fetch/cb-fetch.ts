@@ -6,11 +6,11 @@ import type { keyedEntry } from "./key-of.js";
 import type { countsAgainstOrigin } from "./rejection.js";
 import type { Timeout } from "./timeout.js";
 import { isRequest, methodOf, retryAfterMs, signalOf } from "./classify.js";
-import { CircuitEvents } from "./events.js";
+import { CircuitEvent, CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
-import type { ProbeGate, SharedState } from "../shared/shared-state.js";
+import type { SharedState } from "../shared/shared-state.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
 
 type FetchInput = RequestInfo | URL;
@@ -247,46 +247,11 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     init: RequestInit | undefined,
   ): Promise<Response> {
     if (permit === undefined) return refuse(entry, url, input, init, entry.breaker.openError());
+    // Where several contexts share a breaker, a probe also needs a shared slot.
     if (shared?.probeGate !== undefined) {
-      return sharedProbe(entry, permit, shared.probeGate, url, input, init);
+      return shared.probe(entry, permit, url, input, init, attempt, guarded, refuse);
     }
     return attempt(entry.breaker, permit, url, input, init);
-  }
-
-  /**
-   * Where several contexts share a breaker, a half-open probe also needs one of the shared
-   * probe slots: a Durable Object lease (Workers), or a Web Lock (tabs).
-   */
-  async function sharedProbe(
-    entry: Entry,
-    permit: Permit,
-    probeGate: ProbeGate,
-    url: string,
-    input: FetchInput,
-    init: RequestInit | undefined,
-  ): Promise<Response> {
-    let release: (() => void) | number;
-    try {
-      release = await probeGate(entry.breaker.key);
-    } catch {
-      // The coordination layer is down: probe on this context's own permit.
-      release = () => {};
-    }
-    // Another context is probing (until `release` at the latest): a refusal like any other.
-    if (typeof release === "number") {
-      const { breaker } = entry;
-      // Unless the refusal brought news that the origin works: then a closed-state call.
-      if (breaker.state === "closed") {
-        permit.release();
-        return guarded(entry, url, input, init);
-      }
-      return refuse(entry, url, input, init, breaker._refuse(permit, release));
-    }
-    try {
-      return await attempt(entry.breaker, permit, url, input, init);
-    } finally {
-      release();
-    }
   }
 
   // `.then` rather than an async function: one promise less per call, measurably cheaper.
@@ -470,7 +435,25 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       void close();
     },
   };
-  return Object.assign(cb, api) as CbFetch;
+  // Retries load only where they are used, like the bulkhead; calls wait for their code.
+  const retrying: Promise<typeof cb> | undefined =
+    config.retry &&
+    Promise.all([import("./retry.js"), keying]).then(
+      ([{ retrier }]) => retrier(config, cb, instance, keyFor, urlOf, retryAfterMs, CircuitEvent),
+      (error: unknown) => (report("", error), cb), // calls go without retries
+    );
+  /** The key guarding a request, or `undefined` when it passes through (`keyOf` loaded). */
+  function keyFor(url: string, input: FetchInput, init: RequestInit | undefined) {
+    return (keyOf && keyed ? keyed(keyOf, registry, url, input, init) : registry.forUrl(url))
+      ?.breaker.key;
+  }
+  const instance: CbFetch = Object.assign(
+    retrying
+      ? (input: FetchInput, init?: RequestInit) => retrying.then((call) => call(input, init))
+      : cb,
+    api,
+  );
+  return instance;
 }
 
 /** Whether `promise` settles within `ms` (its outcome is ignored); not a promise: true. */

@@ -1,6 +1,6 @@
 import type { CircuitState, FailureKind } from "../breaker/types.js";
 import { reportListenerError } from "../errors.js";
-import type { CircuitEventInit, CircuitEventType } from "./types.js";
+import type { CircuitEventInit, CircuitEventType, RetryReason } from "./types.js";
 
 /** An event of a {@link CbFetch} instance. */
 export class CircuitEvent extends Event {
@@ -18,6 +18,12 @@ export class CircuitEvent extends Event {
   declare readonly status: number | undefined;
   /** `failure` (network error or timeout), `reject`, `storeerror`: the error. */
   declare readonly error: unknown;
+  /** `retry`: which retry this is (1 for the first). */
+  declare readonly attempt: number | undefined;
+  /** `retry`: how long cbfetch waits before it, in ms. */
+  declare readonly delayMs: number | undefined;
+  /** `retry`: why the attempt before it failed. */
+  declare readonly reason: RetryReason | undefined;
 
   constructor(type: CircuitEventType, init: CircuitEventInit) {
     super(type);
@@ -32,6 +38,7 @@ const BITS: Record<CircuitEventType, number> = {
   failure: 4,
   success: 8,
   storeerror: 16,
+  retry: 0, // dispatched by the retry module itself
 };
 
 /**

@@ -1,6 +1,7 @@
 import {
   BREAKER_OPTION_NAMES,
   badOption,
+  checkGroup,
   checkKnownKeys,
   checkNumbers,
   checkObject,
@@ -35,6 +36,21 @@ export interface ResolvedCbFetchOptions {
   /** Whether a key's first call waits for something: stored state, or the bulkhead's code. */
   readonly preload: boolean;
   readonly loadTimeoutMs: number;
+  /** Set when `retry` or `totalTimeoutMs` is: the retry module loads. */
+  readonly retry: ResolvedRetryOptions | undefined;
+  readonly totalTimeoutMs: number | undefined;
+}
+
+/** `retry` validated; `methods` and `statusCodes` are `undefined` for the defaults. */
+export interface ResolvedRetryOptions {
+  readonly limit: number;
+  readonly methods: readonly string[] | undefined;
+  readonly statusCodes: readonly number[] | undefined;
+  readonly delayMs: number;
+  readonly maxDelayMs: number;
+  readonly maxRetryAfterMs: number;
+  /** `false`: no budget. */
+  readonly budget: { ratio: number; minRetries: number; windowMs: number } | false;
 }
 
 /** Numeric options of `createCbFetch` beyond the breaker's; the `…TimeoutMs` ones are timers. */
@@ -44,6 +60,20 @@ export const FETCH_NUMBERS: Record<string, NumberRule> = {
   maxConcurrent: [undefined, 1, "integer"],
   maxQueue: [0, 0, "integer"],
   loadTimeoutMs: [200, 0, "above", MAX_TIMER_MS],
+  totalTimeoutMs: [undefined, 0, "above", MAX_TIMER_MS],
+};
+/** `retry`'s numbers (DESIGN §8); waits are timers. */
+const RETRY_NUMBERS: Record<string, NumberRule> = {
+  limit: [2, 0, "integer"],
+  delayMs: [300, 0, "at least", MAX_TIMER_MS],
+  maxDelayMs: [10_000, 0, "at least", MAX_TIMER_MS],
+  maxRetryAfterMs: [60_000, 0, "at least", MAX_TIMER_MS],
+};
+const RETRY_LISTS = { methods: "string", statusCodes: "number" };
+const BUDGET_NUMBERS: Record<string, NumberRule> = {
+  ratio: [0.2, 0],
+  minRetries: [3, 0, "integer"],
+  windowMs: [10_000, 0, "above"],
 };
 const FUNCTIONS = ["fetch", "keyOf", "isFailure", "fallback"] as const;
 
@@ -55,6 +85,7 @@ const OPTION_NAMES = [
   "fallbackOrigins",
   "store",
   "sync",
+  "retry",
 ];
 
 /** Validates `createCbFetch` options; throws a TypeError or RangeError naming the bad one. */
@@ -74,6 +105,10 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     fallback: options.fallback,
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
     store: store && checkStore(store),
+    retry:
+      options.retry === undefined && options.totalTimeoutMs === undefined
+        ? undefined
+        : resolveRetry(options.retry ?? 0),
     sync,
     persisted,
     preload: persisted || options.maxConcurrent !== undefined,
@@ -88,6 +123,27 @@ function resolveSync(value: unknown): string | undefined {
   }
   if (typeof BroadcastChannel !== "function") return undefined;
   return value === true ? "default" : value;
+}
+
+/**
+ * `retry`: a limit, or an object of numbers, two lists and a budget (an object, or `false`).
+ * Defaults of the lists are filled in by the retry module, which also upper-cases `methods`.
+ */
+function resolveRetry(value: unknown): ResolvedRetryOptions {
+  const retry = checkGroup(
+    "retry",
+    typeof value === "number" ? { limit: value } : value,
+    RETRY_NUMBERS,
+    Object.keys(RETRY_LISTS).concat("budget"),
+  );
+  for (const [name, type] of Object.entries(RETRY_LISTS)) {
+    const list = retry[name];
+    if (list !== undefined && !(Array.isArray(list) && list.every((v) => typeof v === type)))
+      badOption(`retry.${name}`, `an array of ${type}s`, list);
+  }
+  if (retry.budget !== false)
+    retry.budget = checkGroup("retry.budget", retry.budget ?? {}, BUDGET_NUMBERS);
+  return retry as unknown as ResolvedRetryOptions;
 }
 
 function checkStore(store: unknown): BreakerStore {

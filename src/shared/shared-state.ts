@@ -1,4 +1,6 @@
+import type { Breaker, Permit } from "../breaker/breaker.js";
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
+import type { CircuitOpenError } from "../errors.js";
 import type { CircuitState } from "../breaker/types.js";
 import type { Channel, Release } from "./channel.js";
 import { Pipeline } from "./pipeline.js";
@@ -66,6 +68,48 @@ export class SharedState {
       this.probeGate = async (key) =>
         (await channel.acquireProbe(key, halfOpenMaxProbes, probeTimeoutMs)) ??
         clock.now() + probeTimeoutMs;
+    }
+  }
+
+  /**
+   * A half-open probe where several contexts share a breaker: it also needs one of the shared
+   * probe slots, a Durable Object lease (Workers) or a Web Lock (tabs). Here rather than in the
+   * core, which hands over its own steps: only instances with a store or sync get here.
+   */
+  async probe<E extends Entry, A extends unknown[]>(
+    entry: E,
+    permit: Permit,
+    ...call: [
+      ...args: A,
+      attempt: (breaker: Breaker, permit: Permit, ...args: A) => Promise<Response>,
+      guarded: (entry: E, ...args: A) => Promise<Response>,
+      refuse: (entry: E, ...rest: [...A, CircuitOpenError]) => Promise<Response>,
+    ]
+  ): Promise<Response> {
+    const refuse = call.pop() as (entry: E, ...rest: unknown[]) => Promise<Response>;
+    const guarded = call.pop() as (entry: E, ...args: unknown[]) => Promise<Response>;
+    const attempt = call.pop() as (b: Breaker, p: Permit, ...args: unknown[]) => Promise<Response>;
+    const { breaker } = entry;
+    let release: (() => void) | number;
+    try {
+      release = await this.probeGate!(breaker.key);
+    } catch {
+      // The coordination layer is down: probe on this context's own permit.
+      release = () => {};
+    }
+    // Another context is probing (until `release` at the latest): a refusal like any other.
+    if (typeof release === "number") {
+      // Unless the refusal brought news that the origin works: then a closed-state call.
+      if (breaker.state === "closed") {
+        permit.release();
+        return guarded(entry, ...call);
+      }
+      return refuse(entry, ...call, breaker._refuse(permit, release));
+    }
+    try {
+      return await attempt(breaker, permit, ...call);
+    } finally {
+      release();
     }
   }
 

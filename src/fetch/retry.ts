@@ -1,0 +1,236 @@
+import { budgetsOf } from "./budget.js";
+import type { CircuitEvent } from "./events.js";
+import { initWith } from "./init-with.js";
+import type { ResolvedCbFetchOptions } from "./options.js";
+import { isCallersMistake } from "./rejection.js";
+import type { CbFetch, CircuitEventInit, RetryReason } from "./types.js";
+
+type FetchInput = RequestInfo | URL;
+type Call = (input: FetchInput, init?: RequestInit) => Promise<Response>;
+
+const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
+const STATUSES = [408, 429, 500, 502, 503, 504];
+
+/** The last real outcome of an attempt: a failing response, or an error. */
+type Outcome = { response: Response } | { error: unknown };
+
+/**
+ * `createCbFetch`'s `retry` and `totalTimeoutMs` (DESIGN §8). The core loads this module with
+ * `import()` only when one of them is set, and hands it what it needs from the core as
+ * arguments (importing the core's modules would split the core into more chunks, which costs
+ * bytes); it imports only other modules the core loads on demand.
+ * Returns the instance's call: every attempt is an ordinary call of `cb`, through the breaker.
+ */
+export function retrier(
+  config: ResolvedCbFetchOptions,
+  cb: Call,
+  instance: CbFetch,
+  keyFor: (url: string, input: FetchInput, init: RequestInit | undefined) => string | undefined,
+  urlOf: (input: FetchInput) => string,
+  retryAfterMs: (value: string | null, wallNow: number) => number | undefined,
+  Event: typeof CircuitEvent,
+): Call {
+  const retry = config.retry!;
+  const { totalTimeoutMs } = config;
+  const { clock, random, halfOpenMaxProbes } = config.breaker;
+  const methods = retry.methods?.map((method) => method.toUpperCase()) ?? IDEMPOTENT;
+  const statuses = retry.statusCodes ?? STATUSES;
+  const budgets = budgetsOf(instance);
+  budgets.options = retry.budget;
+  budgets.clock = clock;
+  budgets.maxKeys = config.maxBreakers;
+
+  /** Whether the breaker would refuse a call now (checked so a refused retry gets no fallback). */
+  function refuses(key: string): boolean {
+    const breaker = instance.breaker(key);
+    const state = breaker.state;
+    return (
+      state === "open" ||
+      (state === "half-open" && breaker.stats.probesInFlight >= halfOpenMaxProbes)
+    );
+  }
+
+  async function run(key: string, limit: number, input: FetchInput, init?: RequestInit) {
+    const url = urlOf(input);
+    const signal = signalOf(input, init);
+    const deadline = totalTimeoutMs === undefined ? Infinity : clock.now() + totalTimeoutMs;
+    const budget = budgets.for(key);
+    let last: Outcome | undefined;
+    for (let attempt = 0; ; attempt++) {
+      // The caller's Request is read by the last attempt only; earlier ones send a copy.
+      const sent =
+        attempt < limit && isRequest(input) && input.body !== null ? input.clone() : input;
+      const bound =
+        deadline === Infinity ? undefined : new Bound(key, deadline - clock.now(), signal);
+      let outcome: Outcome;
+      try {
+        outcome = {
+          response: await cb(sent, bound ? initWith(init, { signal: bound.signal }) : init),
+        };
+      } catch (error) {
+        outcome = { error };
+      } finally {
+        bound?.clear();
+      }
+      // A retry the breaker (or the bulkhead) refused: the last real outcome, untouched.
+      if (last !== undefined && "error" in outcome && isRefusal(outcome.error)) return settle(last);
+      // Any other outcome replaces the last one: free the last failing response's connection.
+      if (last !== undefined && "response" in last) cancel(last.response);
+      last = outcome;
+      let reason: RetryReason = "status";
+      if ("response" in outcome) {
+        if (!statuses.includes(outcome.response.status)) return outcome.response;
+      } else {
+        const { error } = outcome;
+        // The total bound, the caller's abort or mistake, a refusal: never retried.
+        if (bound?.fired || !isRetriable(error) || isCallersMistake(url, sent, init)) throw error;
+        reason = (error as Error).name === "TimeoutError" ? "timeout" : "error";
+      }
+      const delayMs = attempt < limit ? delayOf(outcome, attempt) : undefined;
+      // No retry left, a Retry-After too long, no time left, or no budget: this outcome, at once.
+      if (delayMs === undefined || clock.now() + delayMs >= deadline || !budget.take())
+        return settle(outcome);
+      const event: CircuitEventInit = {
+        key,
+        state: instance.state(key),
+        attempt: attempt + 1,
+        delayMs,
+        reason,
+      };
+      instance.events.dispatchEvent(new Event("retry", event));
+      try {
+        await sleep(delayMs, signal);
+      } catch (abort) {
+        if ("response" in outcome) cancel(outcome.response);
+        throw abort;
+      }
+      // An open circuit: no call (and so no fallback), the last real outcome.
+      if (refuses(key)) return settle(outcome);
+    }
+  }
+
+  /** How long to wait before retry `attempt` (from 0); `undefined`: do not retry. */
+  function delayOf(outcome: Outcome, attempt: number): number | undefined {
+    if ("response" in outcome) {
+      const { status, headers } = outcome.response;
+      if (status === 429 || status === 503) {
+        const wait = retryAfterMs(headers.get("retry-after"), Date.now());
+        if (wait !== undefined) return wait <= retry.maxRetryAfterMs ? wait : undefined;
+      }
+    }
+    return random() * Math.min(retry.maxDelayMs, retry.delayMs * 2 ** attempt);
+  }
+
+  return (input, init) => {
+    let key: string | undefined;
+    try {
+      key = keyFor(urlOf(input), input, init);
+    } catch {}
+    // Not guarded, or the caller's own mistake (cb rethrows it): no retry, not counted.
+    if (key === undefined) return cb(input, init);
+    budgets.for(key).first();
+    const limit = retry.limit > 0 && replayable(input, init, methods) ? retry.limit : 0;
+    if (limit === 0 && totalTimeoutMs === undefined) return cb(input, init);
+    return run(key, limit, input, init);
+  };
+}
+
+/** A refusal by the breaker or the bulkhead (matched by name: their classes live in the core). */
+function isRefusal(error: unknown): boolean {
+  const name = (error as Error | undefined)?.name;
+  return name === "CircuitOpenError" || name === "BulkheadFullError";
+}
+
+function cancel(response: Response): void {
+  response.body?.cancel().catch(() => {});
+}
+
+function settle(outcome: Outcome): Response {
+  if ("response" in outcome) return outcome.response;
+  throw outcome.error;
+}
+
+/** A network error or cbfetch's own timeout: not a refusal, not a bug of the caller's. */
+function isRetriable(error: unknown): boolean {
+  return error instanceof TypeError || (error as Error | undefined)?.name === "TimeoutError";
+}
+
+/**
+ * Whether a request may be sent again: an idempotent method (or an `Idempotency-Key` header),
+ * and no body that can be read only once (a `ReadableStream` in `init`).
+ */
+function replayable(input: FetchInput, init: RequestInit | undefined, methods: readonly string[]) {
+  if (typeof ReadableStream !== "undefined" && init?.body instanceof ReadableStream) return false;
+  const method = (init?.method ?? (isRequest(input) ? input.method : "GET")).toUpperCase();
+  if (methods.includes(method)) return true;
+  try {
+    return new Headers(init?.headers ?? (isRequest(input) ? input.headers : undefined)).has(
+      "idempotency-key",
+    );
+  } catch {
+    return false; // bad headers: the caller's mistake, which fetch reports
+  }
+}
+
+function isRequest(value: unknown): value is Request {
+  return typeof value === "object" && typeof (value as { url?: unknown } | null)?.url === "string";
+}
+
+function signalOf(input: FetchInput, init: RequestInit | undefined): AbortSignal | undefined {
+  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as the caller aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * `totalTimeoutMs` for one attempt: aborts it with a `TimeoutError` when the call's time is up,
+ * or when the caller aborts (followed with a listener, not `AbortSignal.any`, as `timeoutMs` is).
+ * An attempt it aborts is ignored by the breaker, like the caller's own abort.
+ */
+class Bound {
+  readonly #controller = new AbortController();
+  readonly signal = this.#controller.signal;
+  fired = false;
+  readonly #timer: ReturnType<typeof setTimeout>;
+  readonly #follow = () => this.#controller.abort(this.caller?.reason);
+
+  constructor(
+    key: string,
+    ms: number,
+    readonly caller: AbortSignal | undefined,
+  ) {
+    if (caller?.aborted) this.#follow();
+    else caller?.addEventListener("abort", this.#follow);
+    this.#timer = setTimeout(
+      () => {
+        this.fired = true;
+        this.#controller.abort(
+          new DOMException(
+            `cbfetch: ${key} gave no response within totalTimeoutMs`,
+            "TimeoutError",
+          ),
+        );
+      },
+      Math.max(0, ms),
+    );
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.caller?.removeEventListener("abort", this.#follow);
+  }
+}
