@@ -14,6 +14,9 @@ import { hang, hangUp, rejection, respond, useServer, startServer } from "./help
 // node:http server on 127.0.0.1.
 let clock: ManualClock;
 const server = useServer();
+// Another origin that answers: a network error counts against an origin only once the network
+// is shown to work (DESIGN §2, "is it me or them?").
+const elsewhere = useServer();
 afterEach(() => vi.unstubAllGlobals());
 
 function make(options: CbFetchOptions = {}) {
@@ -55,6 +58,7 @@ describe("createCbFetch against a real server", () => {
       await cb(url());
     }
     server.handle(hangUp);
+    await cb(elsewhere.url()); // another origin answers: the network works
     const networkError = await rejection(cb(url()));
     // The very error fetch gives (TypeError in Node and browsers; happy-dom has its own).
     expect(networkError).toBeInstanceOf(Error);
@@ -73,6 +77,7 @@ describe("createCbFetch against a real server", () => {
 
   it("times out with a TimeoutError after timeoutMs and counts it", async () => {
     const cb = make({ failureThreshold: 1, timeoutMs: 50 });
+    await cb(elsewhere.url()); // another origin answers: the network works
     server.handle(hang);
     const error = await rejection(cb(url()));
     expect(error).toMatchObject({ name: "TimeoutError" });
@@ -178,6 +183,7 @@ describe("createCbFetch against a real server", () => {
     await rejection(cb(url()));
     expect(cb.state(url())).toBe("closed");
     vi.stubGlobal("navigator", { onLine: true });
+    await cb(elsewhere.url()); // another origin answers: the network works
     await rejection(cb(url()));
     expect(cb.state(url())).toBe("open");
   });
@@ -287,10 +293,12 @@ describe("fetch semantics pass through", () => {
     const boom = new Error("boom");
     const cb = make({
       failureThreshold: 1,
-      fetch: () => {
-        throw boom;
+      fetch: (input) => {
+        if (String(input).startsWith("https://api.example.com")) throw boom;
+        return Promise.resolve(new Response("elsewhere"));
       },
     });
+    await cb("https://elsewhere.example/"); // another origin answers: the network works
     const pending = cb("https://api.example.com/");
     expect(pending).toBeInstanceOf(Promise);
     await expect(pending).rejects.toBe(boom);

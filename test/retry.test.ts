@@ -5,6 +5,8 @@ import { hang, hangUp, rejection, respond, type Handler, useServer } from "./hel
 
 // DESIGN §8 against a real server on 127.0.0.1 whose answers are scripted per request.
 const server = useServer();
+/** Another origin that answers: the network works, so network errors count (DESIGN §2). */
+const elsewhere = useServer();
 
 /** Answers the n-th request (from 0) with `script[n]`, and the last entry after that. */
 function script(...handlers: Handler[]): Handler {
@@ -268,6 +270,7 @@ describe("retry: the breaker", () => {
   it("a retry the breaker refuses ends the loop with the last network error", async () => {
     server.handle(hangUp);
     const cb = createCbFetch({ failureThreshold: 2, random: () => 0, retry: 5 });
+    await cb(elsewhere.url());
     let error: unknown;
     expect(await hitsDuring(async () => (error = await rejection(cb(server.url()))))).toBe(2);
     expect(error).toBeInstanceOf(TypeError);

@@ -112,6 +112,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   // How a rejected fetch counts: loaded on the first one.
   let judge: typeof countsAgainstOrigin | undefined;
   let judging: Promise<unknown> | undefined;
+  const network = { registry, events, clock, memo: {} };
   // `keyOf`'s code, like the bulkhead's, loads only where it is used; if it cannot, origins.
   let keyed: typeof keyedEntry | undefined;
   const keying =
@@ -331,7 +332,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     const settle = (): never => {
       const kind = timedOut ? "timeout" : "error";
       // Not the origin's doing (or the judge cannot load: most likely the network is down).
-      if (judge?.(url, input, init, timedOut) !== true) permit.release();
+      if (judge?.(url, input, init, timedOut, breaker.key, network) !== true) permit.release();
       else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
       throw error;
     };

@@ -4,19 +4,131 @@ import { initWith } from "./init-with.js";
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/** What the judge needs of its instance; it keeps its own memory in `memo`. */
+export interface Instance {
+  readonly registry: {
+    values(): Iterable<{ readonly breaker: Breaker }>;
+    peek(key: string): { readonly breaker: Breaker } | undefined;
+  };
+  readonly events: EventTarget;
+  readonly clock: { now(): number };
+  /** This module's memory of the instance's network (starts empty). */
+  readonly memo: Partial<NetworkMemo>;
+}
+
+interface Breaker {
+  readonly key: string;
+  readonly state: string;
+  readonly stats: { successes: number; failures: number };
+  exportState(): { state: string; retryAt: number; reopenCount: number };
+  importState(state: {
+    state: "open";
+    retryAt: number;
+    reopenCount: number;
+    consecutiveFailures: number;
+  }): void;
+}
+
+interface NetworkMemo {
+  /** Network failures this judge let count (they are in the breakers' failure counts). */
+  counted: number;
+  /** The last network error of the two most recent keys: the answers seen by then. */
+  marks: Array<{ key: string; answers: number }>;
+  /** Keys whose circuit a network failure opened. */
+  opened: Set<string>;
+  /** Set while the network is judged down: stops watching for its return. */
+  unwatch: (() => void) | undefined;
+}
+
 /**
- * Whether a rejected fetch counts against its origin: not while the device is offline, and
- * not when the caller caused it (its abort, a used body, a bad `init`); cbfetch's own timeout
- * counts.
+ * Whether a rejected fetch counts against its origin. The caller's own doing (its abort, a
+ * used body, a bad `init`) never does. A network error, or cbfetch's own timeout, proves
+ * nothing about the origin: it counts only when some other origin has answered since the last
+ * network error of another origin (or ever, before any), that is when the network works;
+ * otherwise it is the user's network (offline, a dead uplink, a captive portal): not counted,
+ * so not stored or sent. A circuit a network failure opened goes half-open as soon as the
+ * network shows it is back: an `online` event, or an answer from any origin.
  */
 export function countsAgainstOrigin(
   url: string,
   input: RequestInfo | URL,
   init: RequestInit | undefined,
   timedOut: boolean,
+  key: string,
+  instance: Instance,
 ): boolean {
-  if (globalThis.navigator?.onLine === false) return false;
-  return timedOut || !isCallersMistake(url, input, init);
+  if (!timedOut && isCallersMistake(url, input, init)) return false;
+  const memo = instance.memo;
+  const marks = (memo.marks ??= []);
+  let answers = -(memo.counted ?? 0);
+  let others = 0;
+  for (const { breaker } of instance.registry.values()) {
+    const { successes, failures } = breaker.stats;
+    answers += successes + failures;
+    if (breaker.key !== key) others += successes + failures;
+  }
+  const other = marks.find((mark) => mark.key !== key);
+  const works =
+    globalThis.navigator?.onLine !== false &&
+    (other === undefined ? others > 0 : answers > other.answers);
+  memo.marks = [{ key, answers }, ...(other ? [other] : [])];
+  if (!works) {
+    watchForNetwork(instance, answers);
+    return false;
+  }
+  memo.counted = (memo.counted ?? 0) + 1;
+  // Once the core has counted it: did it open the circuit?
+  queueMicrotask(() => {
+    if (instance.registry.peek(key)?.breaker.state === "open") {
+      (memo.opened ??= new Set()).add(key);
+    }
+  });
+  return true;
+}
+
+/**
+ * The network was judged down when `answers` responses had come: when it is back (an `online`
+ * event, or any answer since), the circuits a network failure opened go half-open at once.
+ */
+function watchForNetwork(instance: Instance, answers: number): void {
+  const memo = instance.memo;
+  if (memo.unwatch !== undefined) return;
+  const back = () => {
+    memo.unwatch?.();
+    memo.unwatch = undefined;
+    const now = instance.clock.now();
+    for (const key of memo.opened ?? []) {
+      const breaker = instance.registry.peek(key)?.breaker;
+      const state = breaker?.exportState();
+      if (breaker?.state === "open" && state !== undefined) {
+        breaker.importState({ ...state, state: "open", retryAt: now, consecutiveFailures: 0 });
+      }
+    }
+    memo.opened?.clear();
+  };
+  // An answer from any origin shows up at the next refused call of such a circuit: seen then
+  // (the refused calls' events), so healthy calls pay nothing for this watch.
+  const refused = (event: Event) => {
+    const key = (event as { key?: string }).key ?? "";
+    if (memo.opened?.has(key) && answersOf(instance) > answers) back();
+  };
+  const { events } = instance;
+  const target = globalThis as Partial<EventTarget>;
+  events.addEventListener("reject", refused);
+  target.addEventListener?.("online", back);
+  memo.unwatch = () => {
+    events.removeEventListener("reject", refused);
+    target.removeEventListener?.("online", back);
+  };
+}
+
+/** Responses from every origin so far: successes and failures, but the network failures. */
+function answersOf(instance: Instance): number {
+  let answers = -(instance.memo.counted ?? 0);
+  for (const { breaker } of instance.registry.values()) {
+    answers += breaker.stats.successes + breaker.stats.failures;
+  }
+  return answers;
 }
 
 /**

@@ -9,6 +9,8 @@ type FetchInput = RequestInfo | URL;
 type Call = (input: FetchInput, init?: RequestInit) => Promise<Response>;
 
 const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
+/** How early a timer may fire before a wait's end on the breaker's clock. */
+const DUE_MARGIN_MS = 20;
 const STATUSES = [408, 429, 500, 502, 503, 504];
 
 /** The last real outcome of an attempt: a failing response, or an error. */
@@ -100,6 +102,10 @@ export function retrier(
       instance.events.dispatchEvent(new Event("retry", event));
       try {
         await sleep(delayMs, signal);
+        // A Retry-After waited exactly: timers may fire a moment before the breaker's clock
+        // says the open time is over, so wait that moment too (the retry is its probe).
+        const due = (instance.breaker(key).retryAt ?? 0) - clock.now();
+        if (due > 0 && due <= DUE_MARGIN_MS) await sleep(due, signal);
       } catch (abort) {
         if ("response" in outcome) cancel(outcome.response);
         throw abort;

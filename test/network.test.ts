@@ -1,0 +1,137 @@
+// @vitest-environment happy-dom
+// DESIGN §2, "is it me or them?": a network error proves nothing about the origin; an answer
+// of any status proves the network works. Three real servers on 127.0.0.1 stand in for three
+// API origins; one that drops every connection stands in for a dead uplink. (Real Chromium,
+// with the browser's own network failures, is in test/browser/network.browser.test.ts.)
+import { describe, expect, it } from "vitest";
+import { type CbFetchOptions, CircuitOpenError, createCbFetch, memoryStore } from "../src/index.js";
+import { hangUp, rejection, respond, useServer } from "./helpers/server.js";
+
+const a = useServer();
+const b = useServer();
+const c = useServer();
+const servers = [a, b, c];
+
+function make(options: CbFetchOptions = {}) {
+  const store = memoryStore();
+  const cb = createCbFetch({ failureThreshold: 3, openMs: 60_000, jitter: 0, store, ...options });
+  return { cb, store };
+}
+
+describe("is it me or them?", () => {
+  it("a dead uplink opens no circuit and stores nothing; once it is back, calls go out", async () => {
+    const { cb, store } = make();
+    for (const s of servers) expect((await cb(s.url())).status).toBe(200); // all healthy
+    for (const s of servers) s.handle(hangUp); // the uplink dies: every request fails
+    for (let i = 0; i < 5; i++) {
+      // The very error fetch gives (a TypeError; happy-dom's fetch has its own NetworkError).
+      for (const s of servers) expect(await rejection(cb(s.url()))).toBeInstanceOf(Error);
+    }
+    for (const s of servers) expect(cb.state(s.url())).toBe("closed");
+    await cb.flush();
+    expect(await store.loadAll?.()).toEqual([]);
+    for (const s of servers) s.handle(respond(200)); // back
+    for (const s of servers) {
+      const hits = s.hits;
+      expect((await cb(s.url())).status).toBe(200);
+      expect(s.hits).toBe(hits + 1);
+    }
+    await cb.close();
+  });
+
+  it("one origin refusing connections while the others answer trips within failureThreshold calls", async () => {
+    const { cb } = make();
+    for (const s of servers) await cb(s.url()); // an app at work: every origin answers
+    a.handle(hangUp);
+    // Interleaved with the others' answers...
+    for (let i = 0; i < 3; i++) {
+      await rejection(cb(a.url()));
+      expect((await cb(b.url())).status).toBe(200);
+    }
+    expect(cb.state(a.url())).toBe("open");
+    // ...and in a burst after them.
+    const burst = make().cb;
+    expect((await burst(b.url())).status).toBe(200);
+    await Promise.all([1, 2, 3].map(() => rejection(burst(a.url()))));
+    expect(burst.state(a.url())).toBe("open");
+    expect([burst.state(b.url()), burst.state(c.url())]).toEqual(["closed", "closed"]);
+    await Promise.all([cb.close(), burst.close()]);
+  });
+
+  it("a 503 outage of one origin trips it even while the others are unreachable", async () => {
+    const { cb } = make();
+    // The others fail first (the network looks down), and a answers 503: statuses always count.
+    a.handle(respond(503));
+    b.handle(hangUp);
+    c.handle(hangUp);
+    for (let i = 0; i < 3; i++) {
+      await rejection(cb(b.url()));
+      await rejection(cb(c.url()));
+      await cb(a.url());
+    }
+    expect(cb.state(a.url())).toBe("open");
+    await cb.close();
+  });
+
+  it("an app of one origin: its network errors open nothing (its statuses still do)", async () => {
+    const { cb } = make();
+    a.handle(hangUp);
+    for (let i = 0; i < 6; i++) await rejection(cb(a.url()));
+    expect(cb.state(a.url())).toBe("closed");
+    a.handle(respond(503));
+    for (let i = 0; i < 3; i++) await cb(a.url());
+    expect(cb.state(a.url())).toBe("open");
+    await cb.close();
+  });
+
+  it("a circuit opened by network errors is probed on the first call after an online event", async () => {
+    const { cb } = make();
+    await cb(b.url());
+    a.handle(hangUp);
+    for (let i = 0; i < 3; i++) {
+      await rejection(cb(a.url()));
+      await cb(b.url());
+    }
+    expect(cb.state(a.url())).toBe("open");
+    // The network goes away (every origin fails), then the browser says it is back.
+    b.handle(hangUp);
+    c.handle(hangUp);
+    await rejection(cb(b.url()));
+    await rejection(cb(c.url()));
+    a.handle(respond(200));
+    b.handle(respond(200));
+    c.handle(respond(200));
+    window.dispatchEvent(new Event("online"));
+    const hits = a.hits;
+    expect((await cb(a.url())).status).toBe(200);
+    expect(a.hits).toBe(hits + 1);
+    expect(cb.state(a.url())).toBe("closed");
+    await cb.close();
+  });
+
+  it("...or after an answer from any origin once the network is back", async () => {
+    const { cb } = make();
+    await cb(b.url());
+    a.handle(hangUp);
+    for (let i = 0; i < 3; i++) {
+      await rejection(cb(a.url()));
+      await cb(b.url());
+    }
+    expect(cb.state(a.url())).toBe("open");
+    b.handle(hangUp);
+    c.handle(hangUp);
+    await rejection(cb(b.url()));
+    await rejection(cb(c.url())); // two origins fail in a row: the network is down
+    a.handle(respond(200));
+    b.handle(respond(200));
+    c.handle(respond(200));
+    expect((await cb(b.url())).status).toBe(200); // and back: b answers
+    // a's next call is refused (decided before anything could notice), the one after probes.
+    const first = await rejection(cb(a.url()));
+    if (first !== undefined) expect(first).toBeInstanceOf(CircuitOpenError);
+    const hits = a.hits;
+    expect((await cb(a.url())).status).toBe(200);
+    expect(a.hits).toBe(hits + 1);
+    await cb.close();
+  });
+});
