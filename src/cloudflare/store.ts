@@ -1,6 +1,5 @@
 import type { BreakerRecord } from "../shared/record.js";
-import type { ProbeLease } from "../shared/shared-state.js";
-import type { BreakerStore } from "../shared/store.js";
+import type { BreakerStore, ProbeLease } from "../shared/store.js";
 import type {
   CircuitBreakerStub,
   DurableObjectNamespaceLike,

@@ -42,6 +42,7 @@ const BITS: Record<CircuitEventType, number> = {
 };
 
 /**
+ * @internal
  * The instance's EventTarget. It remembers which types ever had a listener (one number, so
  * the hot path reads no more than this object) to skip building events nobody listens to.
  */

@@ -192,8 +192,40 @@ export interface BreakerSnapshot extends BreakerStats {
   retries?: number;
 }
 
-/** A fetch with a circuit breaker per origin, and the instance API. */
-export interface CbFetch {
+/** A listener of the instance's events: a function, or an object with `handleEvent`. */
+export type CircuitListener =
+  ((event: CircuitEvent) => void) | { handleEvent(event: CircuitEvent): void } | null;
+
+/**
+ * `addEventListener`'s options, as `EventTarget` takes them (declared here, so the types
+ * compile with the DOM's and with the Workers' own).
+ */
+export interface CircuitListenerOptions {
+  capture?: boolean;
+  once?: boolean;
+  passive?: boolean;
+  signal?: AbortSignal;
+}
+
+// `Symbol.asyncDispose` and `Symbol.dispose` where the app's `lib` declares them (ES2022 alone
+// does not): the instance has both at run time, and its type only where they can be named.
+type AsyncDisposeKey = SymbolConstructor extends { readonly asyncDispose: infer K extends symbol }
+  ? K
+  : never;
+type DisposeKey = SymbolConstructor extends { readonly dispose: infer K extends symbol }
+  ? K
+  : never;
+
+/**
+ * A fetch with a circuit breaker per origin, and the instance API. Also
+ * `[Symbol.asyncDispose]()` (like `close()`) and `[Symbol.dispose]()`, for `await using`.
+ */
+export type CbFetch = CbFetchInstance & { [K in AsyncDisposeKey]: () => Promise<void> } & {
+  [K in DisposeKey]: () => void;
+};
+
+/** {@link CbFetch} without its dispose methods. */
+export interface CbFetchInstance {
   /** Same signature and behaviour as `fetch`, but fails fast while the origin's circuit is open. */
   (input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /**
@@ -218,14 +250,12 @@ export interface CbFetch {
   readonly events: EventTarget;
   addEventListener(
     type: CircuitEventType,
-    listener: ((event: CircuitEvent) => void) | EventListenerObject | null,
-    options?: AddEventListenerOptions | boolean,
+    listener: CircuitListener,
+    options?: CircuitListenerOptions | boolean,
   ): void;
   removeEventListener(
     type: CircuitEventType,
-    listener: ((event: CircuitEvent) => void) | EventListenerObject | null,
-    options?: EventListenerOptions | boolean,
+    listener: CircuitListener,
+    options?: { capture?: boolean } | boolean,
   ): void;
-  [Symbol.asyncDispose](): Promise<void>;
-  [Symbol.dispose](): void;
 }

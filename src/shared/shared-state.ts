@@ -5,19 +5,13 @@ import type { CircuitState } from "../breaker/types.js";
 import type { Channel, Release } from "./channel.js";
 import { Pipeline } from "./pipeline.js";
 import { type Entry, type Registry, type Report, Replica } from "./replica.js";
-import type { BreakerRecord } from "./record.js";
-import type { BreakerStore } from "./store.js";
+import type { BreakerStore, ProbeLease } from "./store.js";
 
 /**
  * Takes a shared half-open probe slot: a release function, or, when another context holds
  * every slot, the epoch ms until which it may (a refused call's `retryAt`).
  */
 export type ProbeGate = (key: string) => Promise<Release | number>;
-
-/** What a store that leases probes across contexts (a Durable Object) answers. */
-export type ProbeLease =
-  | { granted: true; release: (outcome?: BreakerRecord) => void }
-  | { granted: false; until: number; record?: unknown };
 
 /** The instance options shared state reads (a slice of `createCbFetch`'s, resolved). */
 export interface SharedOptions {

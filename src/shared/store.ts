@@ -28,3 +28,8 @@ export interface BreakerStore {
    */
   keepAlive?(work: Promise<unknown>): void;
 }
+
+/** What a store that leases half-open probes across contexts (a Durable Object) answers. */
+export type ProbeLease =
+  | { granted: true; release: (outcome?: BreakerRecord) => void }
+  | { granted: false; until: number; record?: unknown };
