@@ -254,6 +254,8 @@ export default app;
   );
   check(
     "the Worker bundle leaves out the cross-tab code (BroadcastChannel, Web Locks)",
+    // The channel's own code (`new BroadcastChannel`, Web Locks, its messages); the core's
+    // `sync` option check (`typeof BroadcastChannel`) is not cross-tab code.
     !/new BroadcastChannel|\.locks\b|cross-tab/.test(worker.text),
   );
 } finally {

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
+import ts from "typescript";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
@@ -239,19 +240,42 @@ export async function peerSizes() {
   return sizes;
 }
 
+/** The package's entries the worker-example imports, and their built files. */
+const WORKER_ENTRIES = {
+  cbfetch: "dist/index.js",
+  "cbfetch/cloudflare": "dist/cloudflare/index.js",
+  "cbfetch/cloudflare/object": "dist/cloudflare/object.js",
+};
+
 /**
  * The worker-example as wrangler bundles it for deployment: an offline dry run
- * (`wrangler deploy --dry-run --minify`), with telemetry and network look-ups off.
+ * (`wrangler deploy --dry-run --minify`), with telemetry and network look-ups off. The example
+ * stands alone (it installs cbfetch from npm), so it is bundled here with a generated copy of
+ * its wrangler config whose `alias` points `cbfetch` at this repository's build (`npm run
+ * build` first). (wrangler 4.86's `deploy --alias` flag is parsed but not applied.)
  */
 export function workerSize({ root = ROOT } = {}) {
   const work = mkdtempSync(join(tmpdir(), "cbfetch-worker-"));
   try {
     const outdir = join(work, "out");
+    const example = join(root, "worker-example");
+    const { config, error } = ts.parseConfigFileTextToJson(
+      "wrangler.jsonc",
+      readFileSync(join(example, "wrangler.jsonc"), "utf8"),
+    );
+    if (error) throw new Error(`worker-example/wrangler.jsonc: ${error.messageText}`);
+    delete config.$schema;
+    config.main = join(example, config.main);
+    config.alias = Object.fromEntries(
+      Object.entries(WORKER_ENTRIES).map(([name, file]) => [name, join(root, file)]),
+    );
+    const configPath = join(work, "wrangler.json");
+    writeFileSync(configPath, JSON.stringify(config));
     execFileSync(
       join(root, "node_modules", ".bin", "wrangler"),
-      ["deploy", "--dry-run", "--minify", "--outdir", outdir],
+      ["deploy", "--dry-run", "--minify", "--outdir", outdir, "--config", configPath],
       {
-        cwd: join(root, "worker-example"),
+        cwd: work,
         stdio: "ignore",
         env: {
           ...process.env,

@@ -1,5 +1,6 @@
 // `npm test`: build, type check, lint, the vitest suite (Node and happy-dom), then the
-// packed-package checks. Ends with one summary line: "tests: N passed, N failed".
+// packed-package checks and the standalone worker-example. Ends with one summary line:
+// "tests: N passed, N failed".
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 
@@ -57,6 +58,12 @@ if (!vitestOk && failed === 0) failed++;
 const packageOk = step("packed package", "node", ["scripts/check-package.mjs"]);
 // check-package prints its own counts; count the step as one more failure if it crashed.
 if (!packageOk) failed++;
+else passed++;
+
+// The worker-example copied out of the repository, installed with the packed tarball and run
+// as its README says (wrangler dev + its flaky upstream).
+const exampleOk = step("worker-example, standalone", "node", ["scripts/check-example.mjs"]);
+if (!exampleOk) failed++;
 else passed++;
 
 console.log(`\ntests: ${passed} passed, ${failed} failed`);

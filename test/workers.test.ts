@@ -57,6 +57,7 @@ async function start(vars: Record<string, string> = {}) {
       CB_FAILURE_THRESHOLD: "3",
       CB_OPEN_MS: "60000",
       CB_JITTER: "0",
+      BREAKERS_ROUTE: "on", // the example's /__breakers route, off unless enabled
       ...vars,
     },
     durableObjects: { CIRCUIT_BREAKER: { className: "CircuitBreakerObject", useSQLite: true } },
@@ -219,6 +220,7 @@ describe("cbfetch/cloudflare in workerd", () => {
       CB_FAILURE_THRESHOLD: "3",
       CB_OPEN_MS: "60000",
       CB_JITTER: "0",
+      BREAKERS_ROUTE: "on", // the example's /__breakers route, off unless enabled
       ...vars,
     };
     const durable = { className: "CircuitBreakerObject", useSQLite: true };
@@ -466,5 +468,12 @@ describe("cbfetch/cloudflare in workerd", () => {
     const hits = upstream.hits;
     expect((await get("/__test/broken")).status).toBe(503);
     expect(upstream.hits).toBe(hits);
+  });
+
+  it("the example's /__breakers route is off unless BREAKERS_ROUTE is on", async () => {
+    await start({ BREAKERS_ROUTE: "off" });
+    expect((await get("/__breakers")).status).toBe(404);
+    await start();
+    expect((await get("/__breakers")).status).toBe(200);
   });
 });

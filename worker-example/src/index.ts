@@ -10,21 +10,30 @@ export { CircuitBreakerObject };
 export interface Env {
   /** Where /api/* goes, e.g. "https://api.example.com". */
   UPSTREAM: string;
+  /** "on" turns on the /__breakers route (a development aid; `npm run dev` sets it). */
+  BREAKERS_ROUTE?: string;
   CIRCUIT_BREAKER: DurableObjectNamespace<CircuitBreakerObject>;
 }
 
 export default withCircuitBreaker<Env>(async (request, env, _ctx, cbFetch) => {
   const url = new URL(request.url);
-  if (url.pathname === "/__breakers") return Response.json(cbFetch.snapshot());
+  if (url.pathname === "/__breakers" && env.BREAKERS_ROUTE === "on") {
+    // This isolate's breakers (keys are upstream origins): for development only.
+    return Response.json(cbFetch.snapshot());
+  }
   if (url.pathname.startsWith("/api/")) {
     const target = new URL(url.pathname.slice("/api".length) + url.search, env.UPSTREAM);
     try {
       return await cbFetch(new Request(target, request));
     } catch (error) {
-      // Rethrown, a CircuitOpenError becomes 503 + Retry-After; a network error is a 502.
+      // Rethrown, a CircuitOpenError becomes 503 + Retry-After + `cbfetch-circuit: open`.
       if (error instanceof CircuitOpenError) throw error;
-      return new Response(`upstream unreachable: ${String(error)}\n`, { status: 502 });
+      // CB_TIMEOUT_MS ran out (counted as a failure), or the upstream could not be reached.
+      if (error instanceof Error && error.name === "TimeoutError") {
+        return new Response("upstream timed out\n", { status: 504 });
+      }
+      return new Response("upstream unreachable\n", { status: 502 });
     }
   }
-  return new Response("cbfetch worker example: try /api/… or /__breakers\n", { status: 404 });
+  return new Response("cbfetch worker example: try /api/…\n", { status: 404 });
 });

@@ -1,0 +1,94 @@
+import { spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, expect, it } from "vitest";
+
+// The README's "Testing your worker with @cloudflare/vitest-pool-workers" recipe, run as
+// written: its code blocks (marked `<!-- recipe: workers-test <file> -->`) are written into a
+// temporary folder beside a copy of worker-example/, whose node_modules are this repository's
+// (cbfetch itself is this repository's build: npm run build first), then type-checked with
+// their tsconfig and run with vitest and the Workers pool inside workerd, offline.
+const root = fileURLToPath(new URL("..", import.meta.url));
+const work = mkdtempSync(join(tmpdir(), "cbfetch-recipe-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** The README's blocks of one recipe: `{ file: contents }`. */
+function recipe(name: string): Record<string, string> {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const marked = new RegExp(
+    `<!-- recipe: ${name} (\\S+) -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``,
+    "g",
+  );
+  return Object.fromEntries([...readme.matchAll(marked)].map((m) => [m[1], m[2]]));
+}
+
+function run(command: string, args: string[], timeout: number) {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("VITEST")),
+  );
+  const result = spawnSync(command, args, {
+    cwd: work,
+    encoding: "utf8",
+    timeout,
+    killSignal: "SIGKILL",
+    env: {
+      ...env,
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_HIDE_BANNER: "true",
+      XDG_CONFIG_HOME: join(work, ".config"),
+      NO_COLOR: "1",
+    },
+  });
+  const output = `${result.stdout}${result.stderr}`;
+  return { ok: result.status === 0, output: result.signal ? `timed out: ${output}` : output };
+}
+
+it("the README's vitest-pool-workers recipe type-checks and passes against worker-example", () => {
+  const files = recipe("workers-test");
+  expect(Object.keys(files)).toEqual(
+    expect.arrayContaining(["vitest.config.ts", "test/worker.test.ts", "test/tsconfig.json"]),
+  );
+  expect(existsSync(join(root, "dist/cloudflare/index.js")), "npm run build first").toBe(true);
+
+  for (const name of ["src", "wrangler.jsonc", "tsconfig.json", "package.json"]) {
+    cpSync(join(root, "worker-example", name), join(work, name), { recursive: true });
+  }
+  for (const [file, contents] of Object.entries(files)) {
+    mkdirSync(dirname(join(work, file)), { recursive: true });
+    writeFileSync(join(work, file), contents);
+  }
+  // node_modules: the repository's packages, and cbfetch as the repository itself (its dist).
+  const modules = join(work, "node_modules");
+  mkdirSync(modules);
+  for (const name of readdirSync(join(root, "node_modules"))) {
+    symlinkSync(join(root, "node_modules", name), join(modules, name));
+  }
+  symlinkSync(root, join(modules, "cbfetch"));
+
+  const bin = (name: string) => join(modules, ".bin", name);
+  const types = run(bin("tsc"), ["-p", "test/tsconfig.json"], 60_000);
+  expect(types.ok, types.output).toBe(true);
+
+  const report = join(work, "report.json");
+  const tests = run(bin("vitest"), ["run", "--reporter=json", `--outputFile=${report}`], 90_000);
+  expect(tests.ok, tests.output).toBe(true);
+  const { numTotalTests, numPassedTests } = JSON.parse(readFileSync(report, "utf8"));
+  const written = files["test/worker.test.ts"]?.match(/^it\(/gm)?.length;
+  expect({ numTotalTests, numPassedTests }).toEqual({
+    numTotalTests: written,
+    numPassedTests: written,
+  });
+}, 180_000);
