@@ -49,6 +49,7 @@ afterEach(() => upstream.handle(respond(200)));
 async function start(vars: Record<string, string> = {}) {
   await mf?.dispose();
   mf = new Miniflare({
+    handleRuntimeStdio: quietStdio,
     modules: true,
     script,
     compatibilityDate: "2026-05-01",
@@ -105,6 +106,11 @@ async function openInObject(retryAt: number) {
   const opened = Math.max(Date.now(), (current?.opened ?? 0) + 1, (current?.closed ?? 0) + 1);
   return (await object()).report(record({ ...current, opened, retryAt }));
 }
+/** The workers' own output (one JSON line per transition) is checked elsewhere: kept quiet. */
+const quietStdio = (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
+  stdout.resume();
+  stderr.resume();
+};
 const settle = () => new Promise((r) => setTimeout(r, 100)); // waitUntil work after a response
 
 describe("cbfetch/cloudflare in workerd", () => {
@@ -233,6 +239,7 @@ describe("cbfetch/cloudflare in workerd", () => {
       durableObjects: { CIRCUIT_BREAKER: scriptName ? { ...durable, scriptName } : durable },
     });
     mf = new Miniflare({
+      handleRuntimeStdio: quietStdio,
       workers: [worker("a"), worker("b", "a")],
       durableObjectsPersist: persist,
     });
@@ -412,6 +419,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     };
     const object = { className: "CircuitBreakerObject", useSQLite: true };
     mf = new Miniflare({
+      handleRuntimeStdio: quietStdio,
       workers: [
         {
           name: "a",
