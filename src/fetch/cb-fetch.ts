@@ -25,8 +25,6 @@ const CLOSE_TIMEOUT_MS = 1000;
 /** How long a first call waits for the store and sync code (loaded on demand) to arrive. */
 const CODE_TIMEOUT_MS = 10_000;
 
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-
 /**
  * Creates a fetch with one circuit breaker per origin. The result has `fetch`'s signature
  * and never reads, clones or changes the request or the response; while an origin's circuit
@@ -41,6 +39,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   const { keyOf, timeoutMs, isFailure, respectRetryAfter, loadTimeoutMs } = config;
   const { maxConcurrent, maxQueue } = config;
   const { clock, slowCallMs } = config.breaker;
+  // Calls are timed only where a clock is read anyway: with `slowCallMs`, or once instrumented.
+  let timed = slowCallMs !== undefined;
+  let metering: Promise<void> | undefined;
   const userFetch = config.fetch;
   const events = new CircuitEvents();
   const onChange: TransitionListener = (breaker, from, to, cause) => {
@@ -61,6 +62,16 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     else unshared?.push([entry, from, to]);
   };
   const registry = new Registry(config, onChange);
+
+  // What refused calls get instead of their error (`fallback`, `fallbackOrigins`), like the
+  // bulkhead's code, loads only where it is used.
+  const answering =
+    config.fallback || config.fallbackOrigins
+      ? import("./fallback.js").then(
+          ({ fallbackAnswer }) => fallbackAnswer(config, registry, attempt, isRequest, methodOf),
+          (error: unknown) => report("", error), // refused calls get their error
+        )
+      : undefined;
 
   // The bulkhead's and the timeout's code, like the store's, load only where they are used.
   const bulkheads = maxConcurrent === undefined ? undefined : import("./bulkhead.js");
@@ -286,7 +297,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     if (timeoutMs !== undefined && TimeoutClass === undefined && timeouts !== undefined) {
       return timeouts.then(() => attempt(breaker, permit, url, input, init));
     }
-    const start = slowCallMs === undefined ? 0 : clock.now();
+    const start = timed ? clock.now() : 0;
     let timeout: Timeout | undefined;
     let pending: Promise<Response>;
     try {
@@ -306,7 +317,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       },
       (error: unknown) => {
         timeout?.clear();
-        onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
+        onRejected(breaker, permit, url, input, init, error, timeout?.fired === true, start);
         throw error;
       },
     );
@@ -314,6 +325,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
 
   // Events fire only for outcomes the breaker counted, so they add up to its stats.
   function onResponse(breaker: Breaker, permit: Permit, response: Response, start: number) {
+    const durationMs = timed ? clock.now() - start : undefined;
     let failed: boolean;
     try {
       failed = isFailure(response);
@@ -321,18 +333,21 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       permit.release(); // the caller's isFailure threw: not the origin's doing
       throw error;
     }
+    const status = response.status;
     if (failed) {
-      const status = response.status;
       let retryAt: number | undefined;
       if (respectRetryAfter && (status === 429 || status === 503)) {
         const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
         if (delay !== undefined) retryAt = clock.now() + delay;
       }
-      if (permit.failure("status", retryAt)) emitFailure(breaker, { kind: "status", status });
-    } else if (slowCallMs !== undefined && clock.now() - start > slowCallMs) {
-      if (permit.failure("slow")) emitFailure(breaker, { kind: "slow", status: response.status });
+      if (permit.failure("status", retryAt)) {
+        emitFailure(breaker, { kind: "status", status, durationMs, retryAt });
+      }
+      // Never slow without `slowCallMs`, nor untimed: a comparison with `undefined` is false.
+    } else if ((durationMs as number) > (slowCallMs as number)) {
+      if (permit.failure("slow")) emitFailure(breaker, { kind: "slow", status, durationMs });
     } else if (permit.success() && events.wants("success")) {
-      events.emit("success", { key: breaker.key, state: breaker.state });
+      events.emit("success", { key: breaker.key, state: breaker.state, durationMs });
     }
   }
 
@@ -344,23 +359,33 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
     init: RequestInit | undefined,
     error: unknown,
     timedOut: boolean,
+    start: number,
   ) {
     const kind = timedOut ? "timeout" : "error";
     // The user's Wi-Fi (even when our own timeout fired), or the caller's abort or own bad
     // input: not the origin.
     if (globalThis.navigator?.onLine === false || (!timedOut && isCallersMistake(url, input, init)))
       permit.release();
-    else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
+    else {
+      const durationMs = timed ? clock.now() - start : undefined;
+      if (permit.failure(kind)) emitFailure(breaker, { kind, error, durationMs });
+    }
   }
 
   function emitFailure(
     breaker: Breaker,
-    detail: { kind: FailureKind; status?: number; error?: unknown },
+    detail: {
+      kind: FailureKind;
+      status?: number;
+      error?: unknown;
+      durationMs?: number;
+      retryAt?: number;
+    },
   ) {
     events.emit("failure", { key: breaker.key, state: breaker.state, ...detail });
   }
 
-  /** A refused call: try an alternate origin, then the fallback, else reject with `error`. */
+  /** A refused call: an alternate origin or the fallback answers it, else it rejects with `error`. */
   async function refuse(
     entry: Entry,
     url: string,
@@ -375,25 +400,23 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       retryAt: (error as Partial<CircuitOpenError>).retryAt ?? entry.breaker.retryAt,
       error,
     });
-    const alternates = config.fallbackOrigins?.get(key);
-    if (alternates !== undefined && IDEMPOTENT.has(methodOf(input, init))) {
-      for (const origin of alternates) {
-        const breaker = registry.get(origin).breaker;
-        const permit = breaker.allow();
-        if (permit === undefined) continue;
-        const target = new URL(url, globalThis.location?.href);
-        const altUrl = origin + target.pathname + target.search;
-        const altInput = isRequest(input) ? new Request(altUrl, input) : altUrl;
-        return attempt(breaker, permit, altUrl, altInput, init);
-      }
-    }
-    if (config.fallback !== undefined) {
-      const request = isRequest(input)
-        ? input
-        : new Request(new URL(url, globalThis.location?.href), init);
-      return config.fallback(request, error);
+    if (answering !== undefined) {
+      const answer = (await answering)?.(key, url, input, init, error);
+      if (answer !== undefined) return answer;
     }
     throw error;
+  }
+
+  /**
+   * Times every call from now on; the breakers' stats then also get the error rate and latency
+   * (their code loads now, on demand like the bulkhead's). Resolves once it has loaded.
+   */
+  function timeCalls(): Promise<void> {
+    timed = true;
+    return (metering ??= import("./meter.js").then(
+      ({ trackStats }) => trackStats(instance),
+      (error: unknown) => report("", error),
+    ));
   }
 
   /** A URL (absolute, or `/`- or `.`-relative) or a key, as the registry's key. */
@@ -431,6 +454,7 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       }));
     },
     ready: ready ?? Promise.resolve(),
+    _timeCalls: timeCalls,
     flush: async () => {
       await (await sharing)?.flush();
     },
@@ -443,7 +467,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       void close();
     },
   };
-  return Object.assign(cb, api) as CbFetch;
+  const instance = Object.assign(cb, api) as CbFetch;
+  if (timed) void timeCalls();
+  return instance;
 }
 
 /** Whether `promise` settles within `ms` (its outcome is ignored); not a promise: true. */

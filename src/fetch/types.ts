@@ -96,6 +96,7 @@ export interface CircuitEventInit {
   kind?: FailureKind;
   status?: number;
   error?: unknown;
+  durationMs?: number;
 }
 
 /** Event types of a {@link CbFetch} instance. */
@@ -121,6 +122,12 @@ export interface CbFetch {
   snapshot(): BreakerSnapshot[];
   /** Resolves once persisted state is loaded; never rejects. */
   readonly ready: Promise<void>;
+  /**
+   * Times every call from now on (events' `durationMs`; stats' error rate and latency once
+   * their code has loaded, when the promise resolves), as `slowCallMs` does; `cbfetch/otel`
+   * calls it. @internal
+   */
+  _timeCalls(): Promise<void>;
   /**
    * Writes pending changes to the store now. In a Worker, pass it to `ctx.waitUntil` so writes
    * outlive the response (the Workers middleware does this for you).
