@@ -36,7 +36,11 @@ function setup(options: CbFetchOptions = {}) {
   });
   /** One call that answers `status` (or a network error) after `ms`. */
   const call = async (status: number | "error", ms: number) => {
-    Object.assign(next, { status: status === "error" ? 200 : status, error: status === "error", ms });
+    Object.assign(next, {
+      status: status === "error" ? 200 : status,
+      error: status === "error",
+      ms,
+    });
     return cb(`${ORIGIN}/items?id=1`).catch((error: unknown) => error);
   };
   return { cb, clock, call, stats: () => cb.breaker(ORIGIN).stats };
