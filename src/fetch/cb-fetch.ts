@@ -333,8 +333,8 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       permit.release(); // the caller's isFailure threw: not the origin's doing
       throw error;
     }
-    const status = response.status;
     if (failed) {
+      const status = response.status;
       let retryAt: number | undefined;
       if (respectRetryAfter && (status === 429 || status === 503)) {
         const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
@@ -343,8 +343,9 @@ export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
       if (permit.failure("status", retryAt)) {
         emitFailure(breaker, { kind: "status", status, durationMs, retryAt });
       }
-      // Never slow without `slowCallMs`, nor untimed: a comparison with `undefined` is false.
-    } else if ((durationMs as number) > (slowCallMs as number)) {
+      // With `slowCallMs`, calls are always timed.
+    } else if (slowCallMs !== undefined && (durationMs as number) > slowCallMs) {
+      const status = response.status;
       if (permit.failure("slow")) emitFailure(breaker, { kind: "slow", status, durationMs });
     } else if (permit.success() && events.wants("success")) {
       events.emit("success", { key: breaker.key, state: breaker.state, durationMs });
