@@ -45,6 +45,8 @@ export interface BreakerOptions {
   failureRate?: FailureRateOptions;
   /**
    * A call slower than this many milliseconds counts as a failure (its result is still returned).
+   * In a fetch instance, calls are then timed: events carry `durationMs`, and `stats` the error
+   * rate and latency.
    * @default undefined (off)
    */
   slowCallMs?: number;
