@@ -20,6 +20,13 @@ import { ConsecutiveBreaker, circuitBreaker, handleAll, SamplingBreaker } from "
 import CircuitBreaker from "opossum";
 import { CircuitOpenError, createCbFetch } from "../dist/index.js";
 import { idbStore } from "../dist/idb/index.js";
+import { instrument } from "../dist/otel/index.js";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import { barLine, fmt, median, paired, signed, table } from "./lib.mjs";
 
 const WARMUP = 200_000;
@@ -36,6 +43,14 @@ const COCKATIEL = "cockatiel ConsecutiveBreaker";
 const SYNC = 'cbfetch, sync: "bench" (BroadcastChannel)';
 const IDB = "cbfetch, idbStore (fake-indexeddb)";
 const NEW_URL = "new URL(s).origin (reference)";
+const OTEL_NOOP = "cbfetch instrumented with cbfetch/otel (no-op providers)";
+const OTEL_SDK = "cbfetch instrumented with cbfetch/otel (SDK in-memory)";
+
+/** The OpenTelemetry SDK reading metrics in memory, as `test/otel.test.ts` uses it. */
+class InMemoryReader extends MetricReader {
+  async onForceFlush() {}
+  async onShutdown() {}
+}
 
 // Real apps call many paths on one origin: the same origin with 64 different paths and queries.
 const PATHS = Array.from(
@@ -80,6 +95,9 @@ function createSubjects() {
     cbSync: createCbFetch({ fetch: stub, sync: "bench" }),
     cbIdb: createCbFetch({ fetch: stub, store: idbStore({ dbName: "cbfetch-bench-hot-path" }) }),
     cbOpen: createCbFetch({ fetch: stub }),
+    cbOtelNoop: createCbFetch({ fetch: stub }),
+    cbOtelSdk: createCbFetch({ fetch: stub }),
+    reader: new InMemoryReader(),
     // opossum's default 10 s timeout arms and clears a setTimeout on every call; `timeout: false`
     // (documented in opossum 9's lib/circuit.js) removes it, and with it opossum's only per-call
     // timeout (a hung call then never counts as a failure). Both are measured.
@@ -94,7 +112,21 @@ function createSubjects() {
       breaker: new SamplingBreaker({ threshold: 0.5, duration: 10_000, minimumRps: 5 }),
     }),
   };
+  // The global providers are OpenTelemetry's no-op ones unless an app registers an SDK.
+  subjects.stopNoop = instrument(subjects.cbOtelNoop);
+  subjects.meterProvider = new MeterProvider({ readers: [subjects.reader] });
+  subjects.tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())],
+  });
+  subjects.stopSdk = instrument(subjects.cbOtelSdk, {
+    meterProvider: subjects.meterProvider,
+    tracerProvider: subjects.tracerProvider,
+  });
   subjects.close = async () => {
+    subjects.stopNoop();
+    subjects.stopSdk();
+    await subjects.meterProvider.shutdown();
+    await subjects.tracerProvider.shutdown();
     subjects.opossumNoTimer.shutdown();
     subjects.opossumTimer.shutdown();
     await Promise.all([subjects.cbSync.close(), subjects.cbIdb.close()]);
@@ -113,6 +145,8 @@ function createVariants(s) {
     calls("cbfetch (64 paths, one origin)", (i) => cb(PATHS[i & 63])),
     calls("cbfetch (failureRate window)", () => cbRate(URL_STRING)),
     calls(SYNC, () => cbSync(URL_STRING)),
+    calls(OTEL_NOOP, () => s.cbOtelNoop(URL_STRING)),
+    calls(OTEL_SDK, () => s.cbOtelSdk(URL_STRING)),
     calls(IDB, () => cbIdb(URL_STRING)),
     calls("opossum (timeout: false)", () => s.opossumNoTimer.fire(URL_STRING)),
     calls("opossum (default 10 s timeout)", () => s.opossumTimer.fire(URL_STRING)),
@@ -139,8 +173,15 @@ function createVariants(s) {
 }
 
 /** Fails loudly if a variant does not do what the table says it measures. */
-async function sanityCheck({ cb, cbRate, cbSync, cbIdb, cbOpen }) {
-  await Promise.all([cbSync.ready, cbIdb.ready]);
+async function sanityCheck({ cb, cbRate, cbSync, cbIdb, cbOpen, cbOtelSdk, reader }) {
+  await Promise.all([cbSync.ready, cbIdb.ready, cbOtelSdk._timeCalls()]);
+  await cbOtelSdk(URL_STRING);
+  const { resourceMetrics } = await reader.collect();
+  const counted = resourceMetrics.scopeMetrics
+    .flatMap((scope) => scope.metrics)
+    .find((metric) => metric.descriptor.name === "cbfetch.calls");
+  if (counted?.dataPoints[0]?.value !== 1) throw new Error("cbfetch/otel did not count the call");
+  if (cbOtelSdk.breaker(URL_STRING).stats.errorRate !== 0) throw new Error("no error rate");
   for (const [name, instance] of Object.entries({ cb, cbRate, cbSync, cbIdb })) {
     for (const input of [URL_STRING, URL_OBJECT, REQUEST]) {
       if ((await instance(input)) !== response) throw new Error(`${name} lost the response`);
@@ -208,6 +249,10 @@ function checkBar(rows, samples) {
   return {
     cbfetchOverheadNs: overhead(CBFETCH),
     syncOverheadNs: overhead(SYNC),
+    otelNoopOverheadNs: overhead(OTEL_NOOP),
+    otelSdkOverheadNs: overhead(OTEL_SDK),
+    otelNoopMinusDefaultNs: paired(samples.get(OTEL_NOOP), samples.get(CBFETCH), (a, b) => a - b),
+    otelSdkMinusDefaultNs: paired(samples.get(OTEL_SDK), samples.get(CBFETCH), (a, b) => a - b),
     idbOverheadNs: overhead(IDB),
     thinOverheadNs: overhead(THIN),
     syncMinusDefaultNs: paired(samples.get(SYNC), samples.get(CBFETCH), (a, b) => a - b),
@@ -277,6 +322,13 @@ function print(rows, checks) {
     const ok = ns < HOT_PATH_BAR_NS;
     console.log(barLine(`${bar}, ${label}`, `${fmt(ns)} ns`, ok, sameAsDefault(gap)));
   }
+  console.log(
+    `instrumented with cbfetch/otel, per call (paired against the plain instance): ` +
+      `${signed(checks.otelNoopMinusDefaultNs)} ns with the no-op providers, ` +
+      `${signed(checks.otelSdkMinusDefaultNs)} ns with the SDK reading in memory ` +
+      `(a clock read at each end, a success event, a counter and a histogram); ` +
+      `a plain instance pays none of it`,
+  );
   console.log(
     barLine(
       "below cockatiel (paired, vs its cheaper breaker)",

@@ -29,13 +29,16 @@ const BUDGETS = {
   "./cloudflare": 2048,
   "./cloudflare/object": 2048,
   "./hono": 2048,
+  "./otel": 2048,
+  "./log": 2048,
 };
 const LAZY_BUDGETS = {
   "shared-state": 3072,
   channel: 2048,
   bulkhead: 2048,
   timeout: 2048,
-  alternates: 2048,
+  fallback: 2048,
+  meter: 2048,
 };
 
 let passed = 0;
@@ -79,9 +82,9 @@ try {
   const app = join(work, "app");
   run("mkdir", ["-p", app]);
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", type: "module" }));
-  // idb-keyval and ky are optional peer dependencies: users of cbfetch/idb and cbfetch/ky
-  // install them too.
-  // The Worker consumer below also needs the Workers types and hono (versions as pinned here).
+  // idb-keyval, ky and @opentelemetry/api are optional peer dependencies: users of cbfetch/idb,
+  // cbfetch/ky and cbfetch/otel install them too. The Worker consumer below also needs the
+  // Workers types and hono (versions as pinned here).
   const pinned = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).devDependencies;
   run(
     "npm",
@@ -95,6 +98,7 @@ try {
       "ky@2",
       `hono@${pinned.hono}`,
       `@cloudflare/workers-types@${pinned["@cloudflare/workers-types"]}`,
+      "@opentelemetry/api@1",
     ],
     app,
   );
@@ -103,16 +107,25 @@ try {
     `import { cbFetch, createCbFetch, CircuitOpenError, createBreaker, memoryStore } from "cbfetch";
 import { idbStore } from "cbfetch/idb";
 import { createKy } from "cbfetch/ky";
+import { instrument } from "cbfetch/otel";
+import { logTransitions } from "cbfetch/log";
 import { createServer } from "node:http";
 const server = createServer((req, res) => { res.writeHead(503); res.end(); });
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
 const url = "http://127.0.0.1:" + server.address().port + "/";
 const cb = createCbFetch({ failureThreshold: 2 });
+const stopOtel = instrument(cb); // the global (no-op) providers
+const lines = [];
+logTransitions(cb, (line) => lines.push(line));
+await new Promise((resolve) => setTimeout(resolve, 50)); // the stats code loads on demand
 let hits = 0;
 server.on("request", () => hits++);
 await cb(url); await cb(url);
 const error = await cb(url).catch((e) => e);
 if (!(error instanceof CircuitOpenError) || hits !== 2) throw new Error("breaker did not open");
+if (lines[0]?.reason !== "trip") throw new Error("cbfetch/log: " + JSON.stringify(lines));
+if (cb.breaker(url).stats.errorRate !== 1) throw new Error("cbfetch/otel: no error rate in stats");
+stopOtel();
 if (typeof cbFetch !== "function" || createBreaker().state !== "closed") throw new Error("exports");
 if (typeof idbStore({ dbName: "x" }).load !== "function") throw new Error("cbfetch/idb");
 const viaKy = await createKy(cb, { retry: 0 }).get(url, { throwHttpErrors: false }).catch((e) => e);
@@ -132,6 +145,8 @@ console.log("imported and tripped: " + error.message);
     `import { cbFetch, createCbFetch, CircuitOpenError, createBreaker, type CircuitState } from "cbfetch";
 import { idbStore, type IdbStoreOptions } from "cbfetch/idb";
 import { createKy } from "cbfetch/ky";
+import { instrument, type InstrumentOptions } from "cbfetch/otel";
+import { logTransitions, type TransitionLine } from "cbfetch/log";
 import type { KyInstance } from "ky";
 const idbOptions: IdbStoreOptions = { dbName: "app" };
 const cb = createCbFetch({ failureThreshold: 3, timeoutMs: 1000, store: idbStore(idbOptions) });
@@ -144,6 +159,10 @@ export async function get(): Promise<Response | CircuitOpenError> {
   return cbFetch("https://api.example.com").catch((e: CircuitOpenError) => e);
 }
 export const api: KyInstance = createKy(cb, { retry: 2 });
+const otelOptions: InstrumentOptions = {};
+export const stop: () => void = instrument(cb, otelOptions);
+export const stopLog = logTransitions(cb, (line: TransitionLine) => console.log(line.reason));
+export const rate: number | undefined = cb.breaker("https://api.example.com").stats.errorRate;
 export { state };
 `,
   );

@@ -26,16 +26,24 @@ export const TARGETS = {
   "./cloudflare": 2048,
   "./cloudflare/object": 2048,
   "./hono": 2048,
+  "./otel": 2048,
+  "./log": 2048,
 };
 
 /** The package each subpath builds on. */
-export const DEPENDENCIES = { "./idb": "idb-keyval", "./ky": "ky", "./hono": "hono" };
+export const DEPENDENCIES = {
+  "./idb": "idb-keyval",
+  "./ky": "ky",
+  "./hono": "hono",
+  "./otel": "@opentelemetry/api",
+};
 
 /** How a whole package is imported when it is measured on its own: every export it has. */
 const WHOLE = {
   "idb-keyval": `export * from "idb-keyval";`,
   ky: `export * from "ky"; export { default } from "ky";`,
   hono: `export * from "hono";`,
+  "@opentelemetry/api": `export * from "@opentelemetry/api";`,
   opossum: `export { default } from "opossum";`,
   cockatiel: `export * from "cockatiel";`,
 };
@@ -149,7 +157,8 @@ function total(chunks) {
  * One entry of the package as users bundle it: `{ entry, name, minified, gzip, lazy, parts }`
  * in bytes. The core counts what loads with it; `lazy` is all it loads only on demand, and
  * `parts` the same per module it imports with `import()` (`shared-state`: store and sync;
- * `bulkhead`: `maxConcurrent`; `timeout`: `timeoutMs`), each with the chunks it needs. A subpath counts what it adds beside the core: its chunks that the core does not
+ * `bulkhead`: `maxConcurrent`; `timeout`: `timeoutMs`; `fallback`: `fallback` or
+ * `fallbackOrigins`; `meter`: `slowCallMs`), each with the chunks it needs. A subpath counts what it adds beside the core: its chunks that the core does not
  * already load (code it shares with the core's lazy part counts here too). With
  * `inlineDependencies`, its package dependencies are bundled in.
  */

@@ -45,6 +45,8 @@ export interface BreakerOptions {
   failureRate?: FailureRateOptions;
   /**
    * A call slower than this many milliseconds counts as a failure (its result is still returned).
+   * In a fetch instance, calls are then timed: events carry `durationMs`, and `stats` the error
+   * rate and latency.
    * @default undefined (off)
    */
   slowCallMs?: number;
@@ -125,6 +127,23 @@ export interface BreakerStats {
    * `successes + failures + ignored`.
    */
   ignored: number;
+  /**
+   * Where calls are timed (see `meanLatencyMs`): failures / (successes + failures), 0 to 1,
+   * over the calls since the circuit last closed or was reset (or since timing began);
+   * `undefined` before one. With `failureRate` this is not the window's own ratio (which is
+   * cleared at every close too, and also drops calls older than `windowMs`).
+   */
+  errorRate?: number | undefined;
+  /**
+   * Mean duration in ms of the calls since the circuit last closed or was reset, where calls
+   * are timed: only where a clock is read anyway, in a fetch instance with `slowCallMs` (once
+   * its on-demand code has loaded) or instrumented by `cbfetch/otel` (from then on). A plain
+   * instance's calls read no clock, and its stats have none of these three fields. A duration
+   * runs to the response headers, or to the network error or timeout.
+   */
+  meanLatencyMs?: number | undefined;
+  /** Where calls are timed (see `meanLatencyMs`): the last call's duration in ms. */
+  lastLatencyMs?: number | undefined;
 }
 
 /** The part of a breaker's state that is persisted and shared: plain data, epoch ms. */

@@ -47,6 +47,9 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   const { keyOf, timeoutMs, isFailure, respectRetryAfter, loadTimeoutMs } = config;
   const { maxConcurrent, maxQueue } = config;
   const { clock, slowCallMs } = config.breaker;
+  // Calls are timed only where a clock is read anyway: with `slowCallMs`, or once instrumented.
+  let timed = slowCallMs !== undefined;
+  let metering: Promise<void> | undefined;
   const userFetch = config.fetch;
   const events = new CircuitEvents();
   const onChange: TransitionListener = (breaker, from, to, cause) => {
@@ -68,10 +71,18 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   };
   const registry = new Registry(config, onChange);
 
-  // The bulkhead's, the timeout's and fallbackOrigins' code, like the store's, load only where
-  // they are used.
+  // What refused calls get instead of their error (`fallback`, `fallbackOrigins`), like the
+  // bulkhead's code, loads only where it is used.
+  const answering =
+    config.fallback || config.fallbackOrigins
+      ? import("./fallback.js").then(
+          ({ fallbackAnswer }) => fallbackAnswer(config, registry, attempt, isRequest, methodOf),
+          (error: unknown) => report("", error), // refused calls get their error
+        )
+      : undefined;
+
+  // The bulkhead's and the timeout's code, like the store's, load only where they are used.
   const bulkheads = maxConcurrent === undefined ? undefined : import("./bulkhead.js");
-  const rerouting = config.fallbackOrigins && import("./alternates.js").catch(() => undefined);
   let TimeoutClass: typeof Timeout | undefined;
   let timeouts: Promise<unknown> | undefined =
     timeoutMs === undefined
@@ -267,7 +278,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     if (timeoutMs !== undefined && TimeoutClass === undefined && timeouts !== undefined) {
       return timeouts.then(() => attempt(breaker, permit, url, input, init));
     }
-    const start = slowCallMs === undefined ? 0 : clock.now();
+    const start = timed ? clock.now() : 0;
     let timeout: Timeout | undefined;
     let pending: Promise<Response>;
     try {
@@ -287,13 +298,14 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       },
       (error: unknown) => {
         timeout?.clear();
-        return onRejected(breaker, permit, url, input, init, error, timeout?.fired === true);
+        return onRejected(breaker, permit, url, input, init, error, timeout?.fired === true, start);
       },
     );
   }
 
   // Events fire only for outcomes the breaker counted, so they add up to its stats.
   function onResponse(breaker: Breaker, permit: Permit, response: Response, start: number) {
+    const durationMs = timed ? clock.now() - start : undefined;
     let failed: boolean;
     try {
       failed = isFailure(response);
@@ -308,11 +320,15 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
         const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
         if (delay !== undefined) retryAt = clock.now() + delay;
       }
-      if (permit.failure("status", retryAt)) emitFailure(breaker, { kind: "status", status });
-    } else if (slowCallMs !== undefined && clock.now() - start > slowCallMs) {
-      if (permit.failure("slow")) emitFailure(breaker, { kind: "slow", status: response.status });
+      if (permit.failure("status", retryAt)) {
+        emitFailure(breaker, { kind: "status", status, durationMs, retryAt });
+      }
+      // With `slowCallMs`, calls are always timed.
+    } else if (slowCallMs !== undefined && (durationMs as number) > slowCallMs) {
+      const status = response.status;
+      if (permit.failure("slow")) emitFailure(breaker, { kind: "slow", status, durationMs });
     } else if (permit.success() && events.wants("success")) {
-      events.emit("success", { key: breaker.key, state: breaker.state });
+      events.emit("success", { key: breaker.key, state: breaker.state, durationMs });
     }
   }
 
@@ -328,12 +344,14 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     init: RequestInit | undefined,
     error: unknown,
     timedOut: boolean,
+    start: number,
   ): Promise<never> {
+    const durationMs = timed ? clock.now() - start : undefined;
     const settle = (): never => {
       const kind = timedOut ? "timeout" : "error";
       // Not the origin's doing (or the judge cannot load: most likely the network is down).
       if (judge?.(url, input, init, timedOut, breaker.key, network) !== true) permit.release();
-      else if (permit.failure(kind)) emitFailure(breaker, { kind, error });
+      else if (permit.failure(kind)) emitFailure(breaker, { kind, error, durationMs });
       throw error;
     };
     if (judge !== undefined) return Promise.resolve().then(settle);
@@ -346,12 +364,18 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
 
   function emitFailure(
     breaker: Breaker,
-    detail: { kind: FailureKind; status?: number; error?: unknown },
+    detail: {
+      kind: FailureKind;
+      status?: number;
+      error?: unknown;
+      durationMs?: number;
+      retryAt?: number;
+    },
   ) {
     events.emit("failure", { key: breaker.key, state: breaker.state, ...detail });
   }
 
-  /** A refused call: try an alternate origin, then the fallback, else reject with `error`. */
+  /** A refused call: an alternate origin or the fallback answers it, else it rejects with `error`. */
   async function refuse(
     entry: Entry,
     url: string,
@@ -366,27 +390,23 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       retryAt: (error as Partial<CircuitOpenError>).retryAt ?? entry.breaker.retryAt,
       error,
     });
-    const alternates = config.fallbackOrigins?.get(key);
-    if (alternates !== undefined) {
-      const routed = (await rerouting)?.routeToAlternate(
-        alternates,
-        methodOf(input, init),
-        url,
-        (origin) => registry.get(origin).breaker,
-        (breaker, permit, altUrl) => {
-          const altInput = isRequest(input) ? new Request(altUrl, input) : altUrl;
-          return attempt(breaker, permit, altUrl, altInput, init);
-        },
-      );
-      if (routed !== undefined) return routed;
-    }
-    if (config.fallback !== undefined) {
-      const request = isRequest(input)
-        ? input
-        : new Request(new URL(url, globalThis.location?.href), init);
-      return config.fallback(request, error);
+    if (answering !== undefined) {
+      const answer = (await answering)?.(key, url, input, init, error);
+      if (answer !== undefined) return answer;
     }
     throw error;
+  }
+
+  /**
+   * Times every call from now on; the breakers' stats then also get the error rate and latency
+   * (their code loads now, on demand like the bulkhead's). Resolves once it has loaded.
+   */
+  function timeCalls(): Promise<void> {
+    timed = true;
+    return (metering ??= import("./meter.js").then(
+      ({ trackStats }) => trackStats(instance),
+      (error: unknown) => report("", error),
+    ));
   }
 
   /** A URL (absolute, or `/`- or `.`-relative) or a key, as the registry's key. */
@@ -424,6 +444,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       }));
     },
     ready: ready ?? Promise.resolve(),
+    _timeCalls: timeCalls,
     flush: async () => {
       await (await sharing)?.flush();
     },
@@ -454,6 +475,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       : cb,
     api,
   );
+  if (timed) void timeCalls();
   return instance;
 }
 

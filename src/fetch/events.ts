@@ -10,7 +10,10 @@ export class CircuitEvent extends Event {
   declare readonly state: CircuitState;
   /** `statechange`: the state before. */
   declare readonly previousState: CircuitState | undefined;
-  /** `statechange` to open, `reject`: when the circuit admits a call again (epoch ms). */
+  /**
+   * `statechange` to open, `reject`: when the circuit admits a call again (epoch ms).
+   * `failure` of a 429 or 503 with a valid `Retry-After`: the time it asked for.
+   */
   declare readonly retryAt: number | undefined;
   /** `failure`: why the call counted as a failure. */
   declare readonly kind: FailureKind | undefined;
@@ -24,6 +27,12 @@ export class CircuitEvent extends Event {
   declare readonly delayMs: number | undefined;
   /** `retry`: why the attempt before it failed. */
   declare readonly reason: RetryReason | undefined;
+  /**
+   * `success`, `failure` (but `probe-timeout`): how long the call took in ms (to the response
+   * headers, or to the network error), where calls are timed (`slowCallMs`, or an instance
+   * instrumented by `cbfetch/otel`); otherwise `undefined`.
+   */
+  declare readonly durationMs: number | undefined;
 
   constructor(type: CircuitEventType, init: CircuitEventInit) {
     super(type);

@@ -173,6 +173,7 @@ export interface CircuitEventInit {
   attempt?: number;
   delayMs?: number;
   reason?: RetryReason;
+  durationMs?: number;
 }
 
 /** Event types of a {@link CbFetch} instance. */
@@ -239,6 +240,12 @@ export interface CbFetchInstance {
   snapshot(): BreakerSnapshot[];
   /** Resolves once persisted state is loaded; never rejects. */
   readonly ready: Promise<void>;
+  /**
+   * Times every call from now on (events' `durationMs`; stats' error rate and latency once
+   * their code has loaded, when the promise resolves), as `slowCallMs` does; `cbfetch/otel`
+   * calls it. @internal
+   */
+  _timeCalls(): Promise<void>;
   /**
    * Writes pending changes to the store now. In a Worker, pass it to `ctx.waitUntil` so writes
    * outlive the response (the Workers middleware does this for you).
