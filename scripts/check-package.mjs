@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { entrySizes, TARGETS, workerSize } from "./sizes.mjs";
+import { appCoreSize, entrySizes, TARGETS, workerSize } from "./sizes.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
@@ -32,6 +32,7 @@ const BUDGETS = {
   "./otel": 2048,
   "./log": 2048,
 };
+const APP_CORE_BUDGET = 7490;
 const LAZY_BUDGETS = {
   "shared-state": 3072,
   channel: 2048,
@@ -242,6 +243,14 @@ export default app;
   }
 
   // 4. Size ceilings, and the DESIGN targets beside them (scripts/sizes.mjs, shared with the bench).
+  // DESIGN §6's core: what an app that only calls createCbFetch() downloads; it must not grow
+  // past its size before this round (7490 B), nor the whole entry past its own (7856 B).
+  const appCore = await appCoreSize();
+  check(
+    "an app that only calls createCbFetch() downloads no more core than before",
+    appCore.gzip <= APP_CORE_BUDGET,
+    `${appCore.gzip} B (ceiling ${APP_CORE_BUDGET} B)`,
+  );
   for (const { entry, name, gzip, parts } of await entrySizes()) {
     const [ceiling, target] = [BUDGETS[entry], TARGETS[entry]];
     const verdict = gzip <= target ? "meets" : "misses";

@@ -6,7 +6,7 @@ import type { keyedEntry } from "./key-of.js";
 import type { countsAgainstOrigin } from "./rejection.js";
 import type { Timeout } from "./timeout.js";
 import { isRequest, methodOf, retryAfterMs, signalOf } from "./classify.js";
-import { CircuitEvent, CircuitEvents } from "./events.js";
+import { CircuitEvents } from "./events.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
@@ -45,7 +45,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   // Read once into locals: a call then touches this closure instead of several option objects,
   // which matters when it runs cache-cold between real network round trips.
   const { keyOf, timeoutMs, isFailure, respectRetryAfter, loadTimeoutMs } = config;
-  const { maxConcurrent, maxQueue } = config;
+  const { maxConcurrent } = config;
   const { clock, slowCallMs } = config.breaker;
   // Calls are timed only where a clock is read anyway: with `slowCallMs`, or once instrumented.
   let timed = slowCallMs !== undefined;
@@ -63,9 +63,8 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     }
     // A failure no call reports: an expired probe.
     if (cause) emitFailure(breaker, { kind: cause });
-    if (!config.persisted) return;
-    const entry = registry.peek(breaker.key);
-    if (entry === undefined) return;
+    const entry = config.persisted && registry.peek(breaker.key);
+    if (!entry) return;
     if (shared !== undefined) shared.changed(entry, from, to);
     else unshared?.push([entry, from, to]);
   };
@@ -123,7 +122,6 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   // How a rejected fetch counts: loaded on the first one.
   let judge: typeof countsAgainstOrigin | undefined;
   let judging: Promise<unknown> | undefined;
-  const network = { registry, events, clock, memo: {} };
   // `keyOf`'s code, like the bulkhead's, loads only where it is used; if it cannot, origins.
   let keyed: typeof keyedEntry | undefined;
   const keying =
@@ -195,7 +193,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       sharing && afterCode((state) => state.load(entry), key),
       timeouts,
       bulkheads?.then(
-        ({ Bulkhead }) => (entry.bulkhead ??= new Bulkhead(maxConcurrent ?? 1, maxQueue)),
+        ({ Bulkhead }) => (entry.bulkhead ??= new Bulkhead(maxConcurrent ?? 1, config.maxQueue)),
         (error: unknown) => report(key, error), // calls go unlimited
       ),
     ]);
@@ -207,8 +205,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
    * not start counting before the code that reads it is in.
    */
   async function afterCode(load: (state: SharedState) => unknown, key: string): Promise<void> {
-    if (shared === undefined)
-      await within(sharing, CODE_TIMEOUT_MS, key, "loading the store's code");
+    if (shared === undefined) await within(sharing, CODE_TIMEOUT_MS, key, "loading store code");
     if (shared !== undefined)
       await within(load(shared), loadTimeoutMs, key, "loading stored state");
   }
@@ -350,7 +347,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     const settle = (): never => {
       const kind = timedOut ? "timeout" : "error";
       // Not the origin's doing (or the judge cannot load: most likely the network is down).
-      if (judge?.(url, input, init, timedOut, breaker.key, network) !== true) permit.release();
+      if (judge?.(url, input, init, timedOut, breaker.key, instance) !== true) permit.release();
       else if (permit.failure(kind)) emitFailure(breaker, { kind, error, durationMs });
       throw error;
     };
@@ -461,7 +458,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   const retrying: Promise<typeof cb> | undefined =
     config.retry &&
     Promise.all([import("./retry.js"), keying]).then(
-      ([{ retrier }]) => retrier(config, cb, instance, keyFor, urlOf, retryAfterMs, CircuitEvent),
+      ([{ retrier }]) => retrier(config, cb, instance, keyFor, urlOf, retryAfterMs),
       (error: unknown) => (report("", error), cb), // calls go without retries
     );
   /** The key guarding a request, or `undefined` when it passes through (`keyOf` loaded). */

@@ -47,7 +47,7 @@ const BITS: Record<CircuitEventType, number> = {
   failure: 4,
   success: 8,
   storeerror: 16,
-  retry: 0, // dispatched by the retry module itself
+  retry: 32,
 };
 
 /**

@@ -4,29 +4,12 @@ import { initWith } from "./init-with.js";
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** What the judge needs of its instance; it keeps its own memory in `memo`. */
+/** What the judge needs of its instance (the instance itself). */
 export interface Instance {
-  readonly registry: {
-    values(): Iterable<{ readonly breaker: Breaker }>;
-    peek(key: string): { readonly breaker: Breaker } | undefined;
-  };
-  readonly events: EventTarget;
-  readonly clock: { now(): number };
-  /** This module's memory of the instance's network (starts empty). */
-  readonly memo: Partial<NetworkMemo>;
-}
-
-interface Breaker {
-  readonly key: string;
-  readonly state: string;
-  readonly stats: { successes: number; failures: number };
-  exportState(): { state: string; retryAt: number; reopenCount: number };
-  importState(state: {
-    state: "open";
-    retryAt: number;
-    reopenCount: number;
-    consecutiveFailures: number;
-  }): void;
+  snapshot(): Array<{ key: string; state: string; successes: number; failures: number }>;
+  breaker(key: string): { readonly state: string; forceOpen(ms?: number): void };
+  addEventListener(type: "reject", listener: (event: { key: string }) => void): void;
+  removeEventListener(type: "reject", listener: (event: { key: string }) => void): void;
 }
 
 interface NetworkMemo {
@@ -39,6 +22,8 @@ interface NetworkMemo {
   /** Set while the network is judged down: stops watching for its return. */
   unwatch: (() => void) | undefined;
 }
+
+const memos = new WeakMap<Instance, Partial<NetworkMemo>>();
 
 /**
  * Whether a rejected fetch counts against its origin. The caller's own doing (its abort, a
@@ -58,14 +43,14 @@ export function countsAgainstOrigin(
   instance: Instance,
 ): boolean {
   if (!timedOut && isCallersMistake(url, input, init)) return false;
-  const memo = instance.memo;
+  let memo = memos.get(instance);
+  if (memo === undefined) memos.set(instance, (memo = {}));
   const marks = (memo.marks ??= []);
   let answers = -(memo.counted ?? 0);
   let others = 0;
-  for (const { breaker } of instance.registry.values()) {
-    const { successes, failures } = breaker.stats;
-    answers += successes + failures;
-    if (breaker.key !== key) others += successes + failures;
+  for (const row of instance.snapshot()) {
+    answers += row.successes + row.failures;
+    if (row.key !== key) others += row.successes + row.failures;
   }
   const other = marks.find((mark) => mark.key !== key);
   const works =
@@ -73,15 +58,13 @@ export function countsAgainstOrigin(
     (other === undefined ? others > 0 : answers > other.answers);
   memo.marks = [{ key, answers }, ...(other ? [other] : [])];
   if (!works) {
-    watchForNetwork(instance, answers);
+    watchForNetwork(instance, memo, answers);
     return false;
   }
   memo.counted = (memo.counted ?? 0) + 1;
   // Once the core has counted it: did it open the circuit?
   queueMicrotask(() => {
-    if (instance.registry.peek(key)?.breaker.state === "open") {
-      (memo.opened ??= new Set()).add(key);
-    }
+    if (instance.breaker(key).state === "open") (memo.opened ??= new Set()).add(key);
   });
   return true;
 }
@@ -90,44 +73,36 @@ export function countsAgainstOrigin(
  * The network was judged down when `answers` responses had come: when it is back (an `online`
  * event, or any answer since), the circuits a network failure opened go half-open at once.
  */
-function watchForNetwork(instance: Instance, answers: number): void {
-  const memo = instance.memo;
+function watchForNetwork(instance: Instance, memo: Partial<NetworkMemo>, answers: number): void {
   if (memo.unwatch !== undefined) return;
   const back = () => {
     memo.unwatch?.();
     memo.unwatch = undefined;
-    const now = instance.clock.now();
     for (const key of memo.opened ?? []) {
-      const breaker = instance.registry.peek(key)?.breaker;
-      const state = breaker?.exportState();
-      if (breaker?.state === "open" && state !== undefined) {
-        breaker.importState({ ...state, state: "open", retryAt: now, consecutiveFailures: 0 });
-      }
+      // Due now, exactly (its backoff kept): the next call is its probe.
+      const breaker = instance.breaker(key);
+      if (breaker.state === "open") breaker.forceOpen(0);
     }
     memo.opened?.clear();
   };
   // An answer from any origin shows up at the next refused call of such a circuit: seen then
   // (the refused calls' events), so healthy calls pay nothing for this watch.
-  const refused = (event: Event) => {
-    const key = (event as { key?: string }).key ?? "";
-    if (memo.opened?.has(key) && answersOf(instance) > answers) back();
+  const refused = ({ key }: { key: string }) => {
+    if (memo.opened?.has(key) && answersOf(instance, memo) > answers) back();
   };
-  const { events } = instance;
   const target = globalThis as Partial<EventTarget>;
-  events.addEventListener("reject", refused);
+  instance.addEventListener("reject", refused);
   target.addEventListener?.("online", back);
   memo.unwatch = () => {
-    events.removeEventListener("reject", refused);
+    instance.removeEventListener("reject", refused);
     target.removeEventListener?.("online", back);
   };
 }
 
 /** Responses from every origin so far: successes and failures, but the network failures. */
-function answersOf(instance: Instance): number {
-  let answers = -(instance.memo.counted ?? 0);
-  for (const { breaker } of instance.registry.values()) {
-    answers += breaker.stats.successes + breaker.stats.failures;
-  }
+function answersOf(instance: Instance, memo: Partial<NetworkMemo>): number {
+  let answers = -(memo.counted ?? 0);
+  for (const row of instance.snapshot()) answers += row.successes + row.failures;
   return answers;
 }
 

@@ -1,5 +1,5 @@
 import { budgetsOf } from "./budget.js";
-import type { CircuitEvent } from "./events.js";
+import type { CircuitEvents } from "./events.js";
 import { initWith } from "./init-with.js";
 import type { ResolvedCbFetchOptions } from "./options.js";
 import { isCallersMistake } from "./rejection.js";
@@ -30,7 +30,6 @@ export function retrier(
   keyFor: (url: string, input: FetchInput, init: RequestInit | undefined) => string | undefined,
   urlOf: (input: FetchInput) => string,
   retryAfterMs: (value: string | null, wallNow: number) => number | undefined,
-  Event: typeof CircuitEvent,
 ): Call {
   const retry = config.retry!;
   const { totalTimeoutMs } = config;
@@ -99,7 +98,7 @@ export function retrier(
         delayMs,
         reason,
       };
-      instance.events.dispatchEvent(new Event("retry", event));
+      (instance.events as CircuitEvents).emit("retry", event);
       try {
         await sleep(delayMs, signal);
         // A Retry-After waited exactly: timers may fire a moment before the breaker's clock
