@@ -231,6 +231,33 @@ describe("cross-tab sync (BroadcastChannel)", () => {
     expect(isOpen((await store.load(server.origin)) as BreakerRecord)).toBe(true);
   });
 
+  // happy-dom has a window, and so the page lifecycle (real Chromium's back/forward cache is in
+  // test/browser/lifecycle.browser.test.ts).
+  it.runIf(typeof window !== "undefined")(
+    "a page back from the back/forward cache rejoins: an open decided while it was away holds before its next call",
+    async () => {
+      const {
+        tabs: [a, b],
+      } = tabs(2);
+      if (!a || !b) throw new Error("two tabs");
+      await Promise.all([a.ready, b.ready]);
+      server.handle(respond(200));
+      expect((await b(url())).status).toBe(200);
+      const lifecycle = (type: string) =>
+        window.dispatchEvent(Object.assign(new Event(type), { persisted: true }));
+      lifecycle("pagehide"); // into the cache: b lets go of its channel and hears nothing
+      server.handle(respond(503));
+      await a(url());
+      await a(url());
+      await new Promise((r) => setTimeout(r, 20));
+      expect(b.state(url())).toBe("closed");
+      lifecycle("pageshow"); // restored
+      const hits = server.hits;
+      expect(await rejection(b(url()))).toBeInstanceOf(CircuitOpenError);
+      expect(server.hits).toBe(hits);
+    },
+  );
+
   it("without BroadcastChannel, sync is off and everything else works", async () => {
     vi.stubGlobal("BroadcastChannel", undefined);
     const cb = createCbFetch({ sync: true, failureThreshold: 1 });

@@ -23,25 +23,39 @@ const NO_LOCK: Release = () => {};
  * Web Locks where the platform has them, so all tabs together admit `halfOpenMaxProbes`.
  */
 export class Channel {
-  /** Resolves when a peer answered, or after {@link JOIN_WAIT_MS}; never rejects. */
-  readonly joined: Promise<void>;
-  readonly #channel: BroadcastChannel;
+  readonly #name: string;
   readonly #replica: Replica;
-  readonly #lockPrefix: string;
   readonly #held = new Set<Release>();
+  #channel: BroadcastChannel | undefined;
+  #joined: Promise<void> = Promise.resolve();
   #join: () => void = () => {};
   #closed = false;
 
   constructor(name: string, replica: Replica) {
+    this.#name = `cbfetch:${name}`;
     this.#replica = replica;
-    this.#lockPrefix = `cbfetch:${name}`;
-    this.#channel = new BroadcastChannel(`cbfetch:${name}`);
-    this.#channel.onmessage = (event) => this.#receive(event.data);
-    this.#channel.onmessageerror = () =>
-      replica.report("", new TypeError("cbfetch: a cross-tab message could not be read"));
+    this.rejoin();
+  }
+
+  /** Resolves when a peer answered the last hello, or after {@link JOIN_WAIT_MS}; never rejects. */
+  get joined(): Promise<void> {
+    return this.#joined;
+  }
+
+  /**
+   * Opens the channel (again, after {@link suspend}) and asks the other tabs for their state:
+   * at start, and when a page comes back from the back/forward cache or a freeze.
+   */
+  rejoin(): void {
+    if (this.#closed || this.#channel !== undefined) return;
+    const channel = new BroadcastChannel(this.#name);
+    channel.onmessage = (event) => this.#receive(event.data);
+    channel.onmessageerror = () =>
+      this.#replica.report("", new TypeError("cbfetch: a cross-tab message could not be read"));
     // In Node an open channel would keep the process alive.
-    (this.#channel as { unref?: () => void }).unref?.();
-    this.joined = new Promise<void>((resolve) => {
+    (channel as { unref?: () => void }).unref?.();
+    this.#channel = channel;
+    this.#joined = new Promise<void>((resolve) => {
       // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms.
       const timer = setTimeout(resolve, JOIN_WAIT_MS);
       this.#join = () => {
@@ -50,6 +64,14 @@ export class Channel {
       };
     });
     this.#send({ cbfetch: PROTOCOL, type: "hello" });
+  }
+
+  /** Closes the channel and releases the locks until {@link rejoin} (a page put in a cache). */
+  suspend(): void {
+    this.#channel?.close();
+    this.#channel = undefined;
+    this.#join();
+    for (const release of this.#held) release();
   }
 
   /** Tells the other tabs about a local change of `entry`. */
@@ -66,21 +88,16 @@ export class Channel {
     const locks = globalThis.navigator?.locks;
     if (typeof locks?.request !== "function") return NO_LOCK;
     for (let slot = 0; slot < slots; slot++) {
-      const release = await this.#tryLock(
-        locks,
-        `${this.#lockPrefix}:${key}:probe:${slot}`,
-        maxHoldMs,
-      );
+      const release = await this.#tryLock(locks, `${this.#name}:${key}:probe:${slot}`, maxHoldMs);
       if (release !== undefined) return release;
     }
     return undefined;
   }
 
-  /** Closes the channel and releases every lock. */
+  /** Closes the channel and releases every lock; afterwards nothing is sent. */
   close(): void {
-    this.#closed = true; // afterwards nothing is sent, and nothing reported per change
-    this.#channel.close();
-    for (const release of this.#held) release();
+    this.#closed = true;
+    this.suspend();
   }
 
   #tryLock(locks: LockManager, name: string, maxHoldMs: number): Promise<Release | undefined> {
@@ -107,9 +124,10 @@ export class Channel {
   }
 
   #send(message: Message): void {
-    if (this.#closed) return;
+    const channel = this.#channel;
+    if (channel === undefined) return; // closed, or suspended: nothing is sent
     try {
-      this.#channel.postMessage(message);
+      channel.postMessage(message);
     } catch (error) {
       this.#replica.report("", error);
     }

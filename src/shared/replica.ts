@@ -14,6 +14,8 @@ export interface Entry {
   shared: unknown;
   /** Whether the key's stored state has been looked for. */
   loaded: boolean;
+  /** That look-up, while it runs (cleared to look again). */
+  hydrating?: unknown;
 }
 
 /** What shared state needs of the instance's registry of breakers. */

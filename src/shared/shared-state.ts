@@ -39,6 +39,7 @@ export class SharedState {
   readonly #replica: Replica;
   readonly #pipeline: Pipeline | undefined;
   readonly #channel: Channel | undefined;
+  readonly #leave: () => void;
 
   /** `Sync`: the cross-tab channel's class, loaded apart (Workers bundles leave it out). */
   constructor(config: SharedOptions, registry: Registry, report: Report, Sync?: typeof Channel) {
@@ -63,6 +64,7 @@ export class SharedState {
         (await channel.acquireProbe(key, halfOpenMaxProbes, probeTimeoutMs)) ??
         clock.now() + probeTimeoutMs;
     }
+    this.#leave = followPageLifecycle(registry, channel);
   }
 
   /**
@@ -125,9 +127,44 @@ export class SharedState {
 
   /** Closes the channel; flushes and closes the store. */
   close(): Promise<void> | undefined {
+    this.#leave();
     this.#channel?.close();
     return this.#pipeline?.close();
   }
+}
+
+/**
+ * The page lifecycle, in a browser: a page going into the back/forward cache (or frozen) lets
+ * go of its channel and locks, so nothing of cbfetch's keeps it out of the cache; one that is
+ * restored (or resumed) rejoins its peers and looks its keys up again (peers' answers, the
+ * store) before their next call, so an open decided while it was away is in force at once.
+ * Returns what removes the listeners.
+ */
+function followPageLifecycle(registry: Registry, channel: Channel | undefined): () => void {
+  const page = globalThis as Partial<EventTarget>;
+  const document = globalThis.document as Document | undefined;
+  if (typeof page.addEventListener !== "function") return () => {};
+  const away = (event: Event) => {
+    if (event.type === "freeze" || (event as PageTransitionEvent).persisted) channel?.suspend();
+  };
+  const back = (event: Event) => {
+    if (event.type === "pageshow" && !(event as PageTransitionEvent).persisted) return;
+    channel?.rejoin();
+    for (const entry of registry.values()) {
+      entry.loaded = false;
+      entry.hydrating = undefined;
+    }
+  };
+  page.addEventListener("pagehide", away);
+  page.addEventListener("pageshow", back);
+  document?.addEventListener("freeze", away);
+  document?.addEventListener("resume", back);
+  return () => {
+    page.removeEventListener?.("pagehide", away);
+    page.removeEventListener?.("pageshow", back);
+    document?.removeEventListener("freeze", away);
+    document?.removeEventListener("resume", back);
+  };
 }
 
 /**
