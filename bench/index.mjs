@@ -4,6 +4,7 @@
 //   3. memory                      (bench/memory.mjs)
 //   4. storage and sync traffic    (bench/traffic.mjs)
 //   5. bundle sizes                (bench/sizes.mjs)
+//   6. retry amplification         (bench/retry.mjs)
 // Each section prints its method, a table and one "bar: … meets/misses" line per bar; all
 // figures go to bench/results.json (git-ignored). Run: `npm run bench` (builds, then
 // `node --expose-gc --allow-natives-syntax bench/index.mjs`; the second flag only lets
@@ -19,6 +20,7 @@ const SECTIONS = {
   memory: () => import("./memory.mjs"),
   traffic: () => import("./traffic.mjs"),
   sizes: () => import("./sizes.mjs"),
+  retry: () => import("./retry.mjs"),
 };
 const RESULTS_FILE = new URL("./results.json", import.meta.url);
 

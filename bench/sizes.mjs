@@ -94,6 +94,9 @@ const WHEN = {
   bulkhead: "maxConcurrent",
   timeout: "timeoutMs",
   alternates: "fallbackOrigins",
+  retry: "retry or totalTimeoutMs",
+  "key-of": "keyOf",
+  rejection: "a rejected fetch (loaded on the first)",
 };
 
 export async function run() {

@@ -27,41 +27,54 @@ export class RetryBudget {
   first(): void {
     const slot = this.#advance();
     if (slot < 0) return;
-    this.#firsts[slot] = (this.#firsts[slot] ?? 0) + 1;
+    this.#firsts[slot]!++;
     this.#totalFirsts++;
   }
 
-  /** Takes one retry if the budget allows it; `false`: the failure is to be returned at once. */
-  take(): boolean {
+  /**
+   * Takes one retry if the budget allows it; `false`: the failure is to be returned at once.
+   * With `peek`, only says whether it would (nothing is taken).
+   */
+  take(peek?: boolean): boolean {
     const { options } = this.owner;
     const slot = this.#advance();
-    if (options !== false) {
-      if (this.#totalRetried + 1 > options.minRetries + options.ratio * this.#totalFirsts)
-        return false;
-      this.#retried[slot] = (this.#retried[slot] ?? 0) + 1;
+    if (
+      options !== false &&
+      this.#totalRetried + 1 > options.minRetries + options.ratio * this.#totalFirsts
+    )
+      return false;
+    if (peek) return true;
+    if (slot >= 0) {
+      this.#retried[slot]!++;
       this.#totalRetried++;
     }
     this.retries++;
     return true;
   }
 
-  /** The current bucket's slot after clearing those the window moved past; -1 with no budget. */
+  /**
+   * The current bucket's slot after clearing those the window moved past; -1 with no budget.
+   * A clock that jumps (back, or a new one: see {@link RetryBudgets.clock}) starts afresh.
+   */
   #advance(): number {
     const { options, clock } = this.owner;
     if (options === false) return -1;
     const bucket = Math.floor(clock.now() / (options.windowMs / BUCKETS));
-    if (bucket > this.#bucket) {
-      const steps = this.#bucket < 0 ? BUCKETS : Math.min(bucket - this.#bucket, BUCKETS);
+    const steps = bucket - this.#bucket;
+    if (steps > 0 && steps < BUCKETS) {
       for (let i = 0; i < steps; i++) {
         const slot = (bucket - i) % BUCKETS;
-        this.#totalFirsts -= this.#firsts[slot] ?? 0;
-        this.#totalRetried -= this.#retried[slot] ?? 0;
-        this.#firsts[slot] = 0;
-        this.#retried[slot] = 0;
+        this.#totalFirsts -= this.#firsts[slot]!;
+        this.#totalRetried -= this.#retried[slot]!;
+        this.#firsts[slot] = this.#retried[slot] = 0;
       }
-      this.#bucket = bucket;
+    } else if (steps) {
+      this.#firsts.fill(0);
+      this.#retried.fill(0);
+      this.#totalFirsts = this.#totalRetried = 0;
     }
-    return this.#bucket % BUCKETS;
+    this.#bucket = bucket;
+    return bucket % BUCKETS;
   }
 }
 
@@ -73,8 +86,18 @@ export class RetryBudget {
 export class RetryBudgets {
   /** `false`: no budget (retries are still counted). */
   options: BudgetOptions | false = DEFAULTS;
-  clock: Clock = { now: () => performance.now() };
+  /**
+   * The instance's clock once its retry code has loaded; until then (and for `cbfetch/ky` on an
+   * instance without `retry`) the default clock's epoch milliseconds, so the switch to it keeps
+   * the counts.
+   */
+  clock: Clock = { now: () => performance.timeOrigin + performance.now() };
   maxKeys = 1000;
+  /**
+   * Requests whose first attempt is already counted (by `cbfetch/ky`, once per ky request):
+   * cbfetch's own retry loop does not count them again.
+   */
+  readonly counted = new WeakSet<object>();
   readonly #byKey = new Map<string, RetryBudget>();
 
   /** The budget of `key`, made when new. */

@@ -1,8 +1,6 @@
 import { budgetsOf } from "./budget.js";
 import type { CircuitEvents } from "./events.js";
-import { initWith } from "./init-with.js";
 import type { ResolvedCbFetchOptions } from "./options.js";
-import { isCallersMistake } from "./rejection.js";
 import type { CbFetch, CircuitEventInit, RetryReason } from "./types.js";
 
 type FetchInput = RequestInfo | URL;
@@ -36,6 +34,10 @@ export function retrier(
   const { clock, random, halfOpenMaxProbes } = config.breaker;
   const methods = retry.methods?.map((method) => method.toUpperCase()) ?? IDEMPOTENT;
   const statuses = retry.statusCodes ?? STATUSES;
+  // `totalTimeoutMs` bounds each attempt with `timeoutMs`'s code, loaded only when it is set (if
+  // it cannot load, attempts go unbounded; waits are still bounded).
+  const timeouts =
+    totalTimeoutMs === undefined ? undefined : import("./timeout.js").catch(() => {});
   const budgets = budgetsOf(instance);
   budgets.options = retry.budget;
   budgets.clock = clock;
@@ -56,17 +58,18 @@ export function retrier(
     const signal = signalOf(input, init);
     const deadline = totalTimeoutMs === undefined ? Infinity : clock.now() + totalTimeoutMs;
     const budget = budgets.for(key);
+    const Bound = (await timeouts)?.Timeout;
     let last: Outcome | undefined;
     for (let attempt = 0; ; attempt++) {
       // The caller's Request is read by the last attempt only; earlier ones send a copy.
       const sent =
         attempt < limit && isRequest(input) && input.body !== null ? input.clone() : input;
-      const bound =
-        deadline === Infinity ? undefined : new Bound(key, deadline - clock.now(), signal);
+      // An attempt aborted by it is ignored by the breaker, like the caller's own abort.
+      const bound = Bound && new Bound(key, Math.ceil(deadline - clock.now()), signal);
       let outcome: Outcome;
       try {
         outcome = {
-          response: await cb(sent, bound ? initWith(init, { signal: bound.signal }) : init),
+          response: await cb(sent, bound ? bound.init(init) : init),
         };
       } catch (error) {
         outcome = { error };
@@ -83,8 +86,10 @@ export function retrier(
         if (!statuses.includes(outcome.response.status)) return outcome.response;
       } else {
         const { error } = outcome;
-        // The total bound, the caller's abort or mistake, a refusal: never retried.
-        if (bound?.fired || !isRetriable(error) || isCallersMistake(url, sent, init)) throw error;
+        // The total bound, the caller's abort or mistake, a refusal: never retried. (The core
+        // loaded the mistake checks before this rejection reached here: no download.)
+        if (bound?.fired || !isRetriable(error) || (await isCallersMistake(url, sent, init)))
+          throw error;
         reason = (error as Error).name === "TimeoutError" ? "timeout" : "error";
       }
       const delayMs = attempt < limit ? delayOf(outcome, attempt) : undefined;
@@ -133,11 +138,19 @@ export function retrier(
     } catch {}
     // Not guarded, or the caller's own mistake (cb rethrows it): no retry, not counted.
     if (key === undefined) return cb(input, init);
-    budgets.for(key).first();
+    if (!budgets.counted.has(input as object)) budgets.for(key).first();
     const limit = retry.limit > 0 && replayable(input, init, methods) ? retry.limit : 0;
     if (limit === 0 && totalTimeoutMs === undefined) return cb(input, init);
     return run(key, limit, input, init);
   };
+}
+
+/** `rejection.js`'s check, loaded as the core loads it (if it cannot load: not retried). */
+function isCallersMistake(url: string, input: FetchInput, init: RequestInit | undefined) {
+  return import("./rejection.js").then(
+    (module) => module.isCallersMistake(url, input, init),
+    () => true,
+  );
 }
 
 /** A refusal by the breaker or the bulkhead (matched by name: their classes live in the core). */
@@ -199,43 +212,4 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/**
- * `totalTimeoutMs` for one attempt: aborts it with a `TimeoutError` when the call's time is up,
- * or when the caller aborts (followed with a listener, not `AbortSignal.any`, as `timeoutMs` is).
- * An attempt it aborts is ignored by the breaker, like the caller's own abort.
- */
-class Bound {
-  readonly #controller = new AbortController();
-  readonly signal = this.#controller.signal;
-  fired = false;
-  readonly #timer: ReturnType<typeof setTimeout>;
-  readonly #follow = () => this.#controller.abort(this.caller?.reason);
-
-  constructor(
-    key: string,
-    ms: number,
-    readonly caller: AbortSignal | undefined,
-  ) {
-    if (caller?.aborted) this.#follow();
-    else caller?.addEventListener("abort", this.#follow);
-    this.#timer = setTimeout(
-      () => {
-        this.fired = true;
-        this.#controller.abort(
-          new DOMException(
-            `cbfetch: ${key} gave no response within totalTimeoutMs`,
-            "TimeoutError",
-          ),
-        );
-      },
-      Math.max(0, ms),
-    );
-  }
-
-  clear(): void {
-    clearTimeout(this.#timer);
-    this.caller?.removeEventListener("abort", this.#follow);
-  }
 }
