@@ -121,6 +121,9 @@ import { idbStore } from "cbfetch/idb";
 import { createKy } from "cbfetch/ky";
 import { instrument } from "cbfetch/otel";
 import { logTransitions } from "cbfetch/log";
+import { optionsFromEnv, withCircuitBreaker } from "cbfetch/cloudflare";
+import { circuitBreaker } from "cbfetch/hono";
+import { Hono } from "hono";
 import { createServer } from "node:http";
 const server = createServer((req, res) => { res.writeHead(503); res.end(); });
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -144,6 +147,18 @@ const viaKy = await createKy(cb, { retry: 0 }).get(url, { throwHttpErrors: false
 if (!(viaKy instanceof CircuitOpenError)) throw new Error("cbfetch/ky did not go through the breaker");
 const reloaded = createCbFetch({ store: memoryStore() });
 await reloaded.ready;
+// The Workers middleware and the Hono middleware import and run in plain Node (app.request()).
+if (optionsFromEnv({ CB_OPEN_MS: "1000" }).openMs !== 1000) throw new Error("optionsFromEnv");
+const worker = withCircuitBreaker(async (_req, _env, _ctx, fetch) => fetch(url), { log: false });
+if ((await worker.fetch(new Request("http://w/"), {}, { waitUntil() {} })).status !== 503)
+  throw new Error("cbfetch/cloudflare in Node");
+const app = new Hono();
+app.use(circuitBreaker({ log: false, failureThreshold: 1 }));
+app.get("/", (c) => c.var.cbFetch(url));
+await app.request("/");
+const fastFail = await app.request("/");
+if (fastFail.status !== 503 || fastFail.headers.get("cbfetch-circuit") !== "open")
+  throw new Error("cbfetch/hono under app.request()");
 await cb.close();
 server.close();
 console.log("imported and tripped: " + error.message);
