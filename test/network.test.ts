@@ -18,6 +18,27 @@ function make(options: CbFetchOptions = {}) {
   return { cb, store };
 }
 
+/**
+ * An instance whose circuit of `a` a network failure opened (a refused connections while b
+ * answered), after which the network went down (b and c failed in a row) and came back.
+ */
+async function openedByNetworkThenNetworkDown() {
+  const { cb } = make();
+  await cb(b.url());
+  a.handle(hangUp);
+  for (let i = 0; i < 3; i++) {
+    await rejection(cb(a.url()));
+    await cb(b.url());
+  }
+  expect(cb.state(a.url())).toBe("open");
+  b.handle(hangUp);
+  c.handle(hangUp);
+  await rejection(cb(b.url()));
+  await rejection(cb(c.url())); // two origins fail in a row: the network is down
+  for (const s of servers) s.handle(respond(200));
+  return cb;
+}
+
 describe("is it me or them?", () => {
   it("a dead uplink opens no circuit and stores nothing; once it is back, calls go out", async () => {
     const { cb, store } = make();
@@ -85,22 +106,7 @@ describe("is it me or them?", () => {
   });
 
   it("a circuit opened by network errors is probed on the first call after an online event", async () => {
-    const { cb } = make();
-    await cb(b.url());
-    a.handle(hangUp);
-    for (let i = 0; i < 3; i++) {
-      await rejection(cb(a.url()));
-      await cb(b.url());
-    }
-    expect(cb.state(a.url())).toBe("open");
-    // The network goes away (every origin fails), then the browser says it is back.
-    b.handle(hangUp);
-    c.handle(hangUp);
-    await rejection(cb(b.url()));
-    await rejection(cb(c.url()));
-    a.handle(respond(200));
-    b.handle(respond(200));
-    c.handle(respond(200));
+    const cb = await openedByNetworkThenNetworkDown();
     window.dispatchEvent(new Event("online"));
     const hits = a.hits;
     expect((await cb(a.url())).status).toBe(200);
@@ -110,21 +116,7 @@ describe("is it me or them?", () => {
   });
 
   it("...or after an answer from any origin once the network is back", async () => {
-    const { cb } = make();
-    await cb(b.url());
-    a.handle(hangUp);
-    for (let i = 0; i < 3; i++) {
-      await rejection(cb(a.url()));
-      await cb(b.url());
-    }
-    expect(cb.state(a.url())).toBe("open");
-    b.handle(hangUp);
-    c.handle(hangUp);
-    await rejection(cb(b.url()));
-    await rejection(cb(c.url())); // two origins fail in a row: the network is down
-    a.handle(respond(200));
-    b.handle(respond(200));
-    c.handle(respond(200));
+    const cb = await openedByNetworkThenNetworkDown();
     expect((await cb(b.url())).status).toBe(200); // and back: b answers
     // a's next call is refused (decided before anything could notice), the one after probes.
     const first = await rejection(cb(a.url()));

@@ -410,41 +410,10 @@ describe("cbfetch/cloudflare in workerd", () => {
   });
 
   it("two isolates share one probe lease: exactly one request probes the upstream", async () => {
-    await mf?.dispose();
-    const bindings = {
-      UPSTREAM: upstream.origin,
-      CB_FAILURE_THRESHOLD: "3",
-      CB_OPEN_MS: "60000",
-      CB_JITTER: "0",
-    };
-    const object = { className: "CircuitBreakerObject", useSQLite: true };
-    mf = new Miniflare({
-      handleRuntimeStdio: quietStdio,
-      workers: [
-        {
-          name: "a",
-          modules: true,
-          script,
-          compatibilityDate: "2026-05-01",
-          bindings,
-          durableObjects: { CIRCUIT_BREAKER: object },
-        },
-        {
-          name: "b",
-          modules: true,
-          script,
-          compatibilityDate: "2026-05-01",
-          bindings,
-          durableObjects: { CIRCUIT_BREAKER: { ...object, scriptName: "a" } },
-        },
-      ],
-      durableObjectsPersist: persist,
-    });
-    await mf.ready;
-    const b = await mf.getWorker("b");
-    const getB = async (path: string) => (await b.fetch(`http://worker.test${path}`)).status;
-    // Open the circuit in the object, due in 500 ms; both isolates load it on first use.
-    const retryAt = Date.now() + 500;
+    const isolates = await twoIsolates();
+    const getB = async (path: string) => (await isolates.getB(path)).status;
+    // Open the circuit in the object, due in a moment; both isolates load it on first use.
+    const retryAt = Date.now() + 1000;
     await openInObject(retryAt);
     expect((await get("/api/lease")).status).toBe(503);
     expect(await getB("/api/lease")).toBe(503);
