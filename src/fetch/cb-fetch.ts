@@ -457,7 +457,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   // Retries load only where they are used, like the bulkhead; calls wait for their code.
   const retrying: Promise<typeof cb> | undefined =
     config.retry &&
-    Promise.all([import("./retry.js"), keying]).then(
+    Promise.all([import("../retry/retry.js"), keying]).then(
       ([{ retrier }]) => retrier(config, cb, instance, keyFor, urlOf, retryAfterMs),
       (error: unknown) => (report("", error), cb), // calls go without retries
     );

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import ky, { type KyInstance, type Options } from "ky";
-import { budgetsOf, type RetryBudget } from "../fetch/budget.js";
+import { budgetsOf, type RetryBudget } from "../retry/budget.js";
 
 /** Anything with fetch's signature: a `createCbFetch` instance, or `cbFetch`. */
 export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;

@@ -1,5 +1,5 @@
 import type { Clock } from "../breaker/types.js";
-import type { BreakerSnapshot, RetryBudgetOptions } from "./types.js";
+import type { BreakerSnapshot, RetryBudgetOptions } from "../fetch/types.js";
 
 /** {@link RetryBudgetOptions} with every field set. */
 export type BudgetOptions = Required<RetryBudgetOptions>;

@@ -1,7 +1,7 @@
 import { budgetsOf } from "./budget.js";
-import type { CircuitEvents } from "./events.js";
-import type { ResolvedCbFetchOptions } from "./options.js";
-import type { CbFetch, CircuitEventInit, RetryReason } from "./types.js";
+import type { CircuitEvents } from "../fetch/events.js";
+import type { ResolvedCbFetchOptions } from "../fetch/options.js";
+import type { CbFetch, CircuitEventInit, RetryReason } from "../fetch/types.js";
 
 type FetchInput = RequestInfo | URL;
 type Call = (input: FetchInput, init?: RequestInit) => Promise<Response>;
@@ -37,7 +37,7 @@ export function retrier(
   // `totalTimeoutMs` bounds each attempt with `timeoutMs`'s code, loaded only when it is set (if
   // it cannot load, attempts go unbounded; waits are still bounded).
   const timeouts =
-    totalTimeoutMs === undefined ? undefined : import("./timeout.js").catch(() => {});
+    totalTimeoutMs === undefined ? undefined : import("../fetch/timeout.js").catch(() => {});
   const budgets = budgetsOf(instance);
   budgets.options = retry.budget;
   budgets.clock = clock;
@@ -147,7 +147,7 @@ export function retrier(
 
 /** `rejection.js`'s check, loaded as the core loads it (if it cannot load: not retried). */
 function isCallersMistake(url: string, input: FetchInput, init: RequestInit | undefined) {
-  return import("./rejection.js").then(
+  return import("../fetch/rejection.js").then(
     (module) => module.isCallersMistake(url, input, init),
     () => true,
   );
