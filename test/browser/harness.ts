@@ -90,6 +90,18 @@ export interface HarnessOptions {
   splitting?: boolean;
   /** @default process.env.CHROMIUM_PATH, else /usr/bin/chromium */
   executablePath?: string;
+  /**
+   * More documents the server serves, by path (e.g. `/away`): HTML of their own, without the
+   * page script (somewhere to navigate to, or a control page).
+   */
+  pages?: Record<string, string>;
+  /**
+   * Lets Chromium use its back/forward cache. playwright-core launches it with
+   * `--disable-back-forward-cache` (so that it can intercept every `goBack()`): this drops that
+   * flag. A page restored from the cache fires no `load`: use `goBack({ waitUntil: "commit" })`.
+   * @default false
+   */
+  bfcache?: boolean;
 }
 
 /** Flags from /work/shared/TOOLCHAIN.md: no sandbox (root in a container), and no network
@@ -167,7 +179,12 @@ async function checkExecutable(path: string): Promise<void> {
   }
 }
 
-function startServer(scripts: Bundle, upstream: Upstream, requests: ServedRequest[]) {
+function startServer(
+  scripts: Bundle,
+  upstream: Upstream,
+  requests: ServedRequest[],
+  pages: Record<string, string>,
+) {
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
     // no-store: a reload must fetch the page again, never answer it from cache.
     res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -195,6 +212,7 @@ function startServer(scripts: Bundle, upstream: Upstream, requests: ServedReques
     if (path.startsWith("/api/")) api(req, res);
     else if (path === "/") send(res, 200, "text/html; charset=utf-8", HTML);
     else if (script) send(res, 200, "text/javascript; charset=utf-8", script.text);
+    else if (Object.hasOwn(pages, path)) send(res, 200, "text/html; charset=utf-8", pages[path]!);
     else send(res, 404, "text/plain", "not found");
   });
   return server;
@@ -210,7 +228,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
 
   const upstream: Upstream = { mode: "ok", hits: 0, paths: [], delayMs: 0 };
   const requests: ServedRequest[] = [];
-  const server = startServer(scripts, upstream, requests);
+  const server = startServer(scripts, upstream, requests, options.pages ?? {});
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
@@ -236,6 +254,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       executablePath,
       headless: true,
       args: CHROMIUM_ARGS,
+      ...(options.bfcache ? { ignoreDefaultArgs: ["--disable-back-forward-cache"] } : {}),
     });
     context = ctx;
     const launchMs = performance.now() - t;
