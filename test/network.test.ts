@@ -115,6 +115,50 @@ describe("is it me or them?", () => {
     await cb.close();
   });
 
+  it("an online event alone (no call failed while the network was away) makes it due too", async () => {
+    const { cb } = make();
+    await cb(b.url());
+    a.handle(hangUp);
+    for (let i = 0; i < 3; i++) {
+      await rejection(cb(a.url()));
+      await cb(b.url());
+    }
+    expect(cb.state(a.url())).toBe("open");
+    // The page was idle (or only made refused calls) while offline: the judge never saw the
+    // network down, but the browser says it is back.
+    expect(await rejection(cb(a.url()))).toBeInstanceOf(CircuitOpenError);
+    a.handle(respond(200));
+    window.dispatchEvent(new Event("online"));
+    const hits = a.hits;
+    expect((await cb(a.url())).status).toBe(200);
+    expect(a.hits).toBe(hits + 1);
+    expect(cb.state(a.url())).toBe("closed");
+    await cb.close();
+  });
+
+  it("an online event does not cut short an open decided since (a Retry-After)", async () => {
+    const { cb } = make();
+    await cb(b.url());
+    a.handle(hangUp);
+    for (let i = 0; i < 3; i++) {
+      await rejection(cb(a.url()));
+      await cb(b.url());
+    }
+    expect(cb.state(a.url())).toBe("open");
+    a.handle(respond(200));
+    window.dispatchEvent(new Event("online"));
+    expect((await cb(a.url())).status).toBe(200); // probed and closed
+    // Then the API asks for a minute off: an `online` event later does not end that.
+    a.handle(respond(429, "slow down", { "retry-after": "60" }));
+    expect((await cb(a.url())).status).toBe(429);
+    expect(cb.state(a.url())).toBe("open");
+    window.dispatchEvent(new Event("online"));
+    const hits = a.hits;
+    expect(await rejection(cb(a.url()))).toBeInstanceOf(CircuitOpenError);
+    expect(a.hits).toBe(hits);
+    await cb.close();
+  });
+
   it("...or after an answer from any origin once the network is back", async () => {
     const cb = await openedByNetworkThenNetworkDown();
     expect((await cb(b.url())).status).toBe(200); // and back: b answers

@@ -7,7 +7,11 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What the judge needs of its instance (the instance itself). */
 export interface Instance {
   snapshot(): Array<{ key: string; state: string; successes: number; failures: number }>;
-  breaker(key: string): { readonly state: string; forceOpen(ms?: number): void };
+  breaker(key: string): {
+    readonly state: string;
+    readonly retryAt: number | undefined;
+    forceOpen(ms?: number): void;
+  };
   addEventListener(type: "reject", listener: (event: { key: string }) => void): void;
   removeEventListener(type: "reject", listener: (event: { key: string }) => void): void;
 }
@@ -17,10 +21,12 @@ interface NetworkMemo {
   counted: number;
   /** The last network error of the two most recent keys: the answers seen by then. */
   marks: Array<{ key: string; answers: number }>;
-  /** Keys whose circuit a network failure opened. */
-  opened: Set<string>;
-  /** Set while the network is judged down: stops watching for its return. */
+  /** Keys whose circuit a network failure opened, with that open's `retryAt`. */
+  opened: Map<string, number | undefined>;
+  /** Set while the network is judged down: stops watching answers for its return. */
   unwatch: (() => void) | undefined;
+  /** Set while such a circuit may still be open: stops listening for `online`. */
+  unlisten: (() => void) | undefined;
 }
 
 const memos = new WeakMap<Instance, Partial<NetworkMemo>>();
@@ -64,7 +70,17 @@ export function countsAgainstOrigin(
   memo.counted = (memo.counted ?? 0) + 1;
   // Once the core has counted it: did it open the circuit?
   queueMicrotask(() => {
-    if (instance.breaker(key).state === "open") (memo.opened ??= new Set()).add(key);
+    const breaker = instance.breaker(key);
+    if (breaker.state !== "open") return;
+    (memo.opened ??= new Map()).set(key, breaker.retryAt);
+    // The browser may say the network is back without this judge ever seeing it down (no call
+    // failed meanwhile, or only refused ones): listen for that while such a circuit is open.
+    if (memo.unlisten === undefined) {
+      const target = globalThis as Partial<EventTarget>;
+      const online = () => networkBack(instance, memo);
+      target.addEventListener?.("online", online);
+      memo.unlisten = () => target.removeEventListener?.("online", online);
+    }
   });
   return true;
 }
@@ -75,28 +91,28 @@ export function countsAgainstOrigin(
  */
 function watchForNetwork(instance: Instance, memo: Partial<NetworkMemo>, answers: number): void {
   if (memo.unwatch !== undefined) return;
-  const back = () => {
-    memo.unwatch?.();
-    memo.unwatch = undefined;
-    for (const key of memo.opened ?? []) {
-      // Due now, exactly (its backoff kept): the next call is its probe.
-      const breaker = instance.breaker(key);
-      if (breaker.state === "open") breaker.forceOpen(0);
-    }
-    memo.opened?.clear();
-  };
   // An answer from any origin shows up at the next refused call of such a circuit: seen then
-  // (the refused calls' events), so healthy calls pay nothing for this watch.
+  // (the refused calls' events), so healthy calls pay nothing for this watch. (`online` is
+  // listened for as soon as a network failure opens a circuit.)
   const refused = ({ key }: { key: string }) => {
-    if (memo.opened?.has(key) && answersOf(instance, memo) > answers) back();
+    if (memo.opened?.has(key) && answersOf(instance, memo) > answers) networkBack(instance, memo);
   };
-  const target = globalThis as Partial<EventTarget>;
   instance.addEventListener("reject", refused);
-  target.addEventListener?.("online", back);
-  memo.unwatch = () => {
-    instance.removeEventListener("reject", refused);
-    target.removeEventListener?.("online", back);
-  };
+  memo.unwatch = () => instance.removeEventListener("reject", refused);
+}
+
+/** The network is back: the circuits a network failure opened, still in that open, are due. */
+function networkBack(instance: Instance, memo: Partial<NetworkMemo>): void {
+  memo.unwatch?.();
+  memo.unlisten?.();
+  memo.unwatch = memo.unlisten = undefined;
+  for (const [key, retryAt] of memo.opened ?? []) {
+    // Due now, exactly (its backoff kept): the next call is its probe. Not an open decided
+    // since (a status failure, a Retry-After, another tab's): that one stands.
+    const breaker = instance.breaker(key);
+    if (breaker.state === "open" && breaker.retryAt === retryAt) breaker.forceOpen(0);
+  }
+  memo.opened?.clear();
 }
 
 /** Responses from every origin so far: successes and failures, but the network failures. */

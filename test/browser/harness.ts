@@ -90,6 +90,26 @@ export interface HarnessOptions {
   splitting?: boolean;
   /** @default process.env.CHROMIUM_PATH, else /usr/bin/chromium */
   executablePath?: string;
+  /**
+   * More documents the server serves, by path (e.g. `/away`): HTML of their own, without the
+   * page script (somewhere to navigate to, or a control page).
+   */
+  pages?: Record<string, string>;
+  /**
+   * Lets Chromium use its back/forward cache. playwright-core launches it with
+   * `--disable-back-forward-cache` (so that it can intercept every `goBack()`): this drops that
+   * flag. A page restored from the cache fires no `load`: use `goBack({ waitUntil: "commit" })`.
+   * @default false
+   */
+  bfcache?: boolean;
+  /**
+   * The `cache-control` of the documents (`/` and `pages`); scripts and `/api/*` always get
+   * `no-store`. Chromium keeps a `no-store` document out of its back/forward cache once its
+   * scripts fetched a `no-store` resource (`JsNetworkRequestReceivedCacheControlNoStoreResource`):
+   * a test of the cache serves its documents with `no-cache` (a reload still asks the server).
+   * @default "no-store"
+   */
+  documentCacheControl?: string;
 }
 
 /** Flags from /work/shared/TOOLCHAIN.md: no sandbox (root in a container), and no network
@@ -167,10 +187,22 @@ async function checkExecutable(path: string): Promise<void> {
   }
 }
 
-function startServer(scripts: Bundle, upstream: Upstream, requests: ServedRequest[]) {
-  const send = (res: ServerResponse, status: number, type: string, body: string) => {
-    // no-store: a reload must fetch the page again, never answer it from cache.
-    res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+function startServer(
+  scripts: Bundle,
+  upstream: Upstream,
+  requests: ServedRequest[],
+  pages: Record<string, string>,
+  documentCacheControl: string,
+) {
+  // no-store: a reload must fetch the page again, never answer it from cache.
+  const send = (
+    res: ServerResponse,
+    status: number,
+    type: string,
+    body: string,
+    cache = "no-store",
+  ) => {
+    res.writeHead(status, { "content-type": type, "cache-control": cache });
     res.end(body);
   };
   const answer = (req: IncomingMessage, res: ServerResponse, mode: UpstreamMode) => {
@@ -193,9 +225,11 @@ function startServer(scripts: Bundle, upstream: Upstream, requests: ServedReques
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const script = scripts.get(path);
     if (path.startsWith("/api/")) api(req, res);
-    else if (path === "/") send(res, 200, "text/html; charset=utf-8", HTML);
+    else if (path === "/") send(res, 200, "text/html; charset=utf-8", HTML, documentCacheControl);
     else if (script) send(res, 200, "text/javascript; charset=utf-8", script.text);
-    else send(res, 404, "text/plain", "not found");
+    else if (Object.hasOwn(pages, path)) {
+      send(res, 200, "text/html; charset=utf-8", pages[path]!, documentCacheControl);
+    } else send(res, 404, "text/plain", "not found");
   });
   return server;
 }
@@ -210,7 +244,13 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
 
   const upstream: Upstream = { mode: "ok", hits: 0, paths: [], delayMs: 0 };
   const requests: ServedRequest[] = [];
-  const server = startServer(scripts, upstream, requests);
+  const server = startServer(
+    scripts,
+    upstream,
+    requests,
+    options.pages ?? {},
+    options.documentCacheControl ?? "no-store",
+  );
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
@@ -236,6 +276,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       executablePath,
       headless: true,
       args: CHROMIUM_ARGS,
+      ...(options.bfcache ? { ignoreDefaultArgs: ["--disable-back-forward-cache"] } : {}),
     });
     context = ctx;
     const launchMs = performance.now() - t;
