@@ -18,6 +18,8 @@ export interface SharedOptions {
   readonly store: BreakerStore | undefined;
   /** The channel name, or `undefined` when sync is off. */
   readonly sync: string | undefined;
+  /** How long a new instance waits for its peers' state (0: not at all). */
+  readonly syncWaitMs: number;
   readonly maxBreakers: number;
   readonly breaker: ResolvedBreakerOptions;
 }
@@ -48,7 +50,7 @@ export class SharedState {
     const replica = new Replica(registry, report, clock);
     const pipeline =
       store && new Pipeline(store, replica, { maxRecords: config.maxBreakers, idleMs: maxOpenMs });
-    const channel = sync === undefined || Sync === undefined ? undefined : new Sync(sync, replica);
+    const channel = sync === undefined || Sync === undefined ? undefined : new Sync(sync, replica, config.syncWaitMs);
     replica.share = (entry) => {
       pipeline?.schedule(entry);
       channel?.post(entry);
