@@ -161,6 +161,18 @@ describe("store and sync under fake timers: the first call never hangs", () => {
   });
 
   it(
+    "an instance made just before the fake timers (its code still loading) waits in real time",
+    { timeout: 3000 },
+    async () => {
+      // Like an app's module-level instance: its sync code arrives after the test faked timers.
+      const cb = instance({ fetch: ok, store: memoryStore(), sync: name() });
+      vi.useFakeTimers();
+      expect((await cb(URL_A)).status).toBe(200);
+      await cb.ready;
+    },
+  );
+
+  it(
     "an instance made ready before the fake timers needs nothing more",
     { timeout: 3000 },
     async () => {

@@ -26,17 +26,23 @@ export class Channel {
   readonly #name: string;
   readonly #replica: Replica;
   readonly #joinMs: number;
+  readonly #wait: typeof setTimeout;
   readonly #held = new Set<Release>();
   #channel: BroadcastChannel | undefined;
   #joined: Promise<void> = Promise.resolve();
   #join: () => void = () => {};
   #closed = false;
 
-  /** `joinMs`: how long {@link joined} waits for a peer; 0 resolves it at once (tests). */
-  constructor(name: string, replica: Replica, joinMs = JOIN_WAIT_MS) {
+  /**
+   * `joinMs`: how long {@link joined} waits for a peer; 0 resolves it at once (tests). `wait`:
+   * the `setTimeout` to wait with (the one of the instance's creation, which a test's fake
+   * timers installed since do not replace).
+   */
+  constructor(name: string, replica: Replica, joinMs = JOIN_WAIT_MS, wait = setTimeout) {
     this.#name = `cbfetch:${name}`;
     this.#replica = replica;
     this.#joinMs = joinMs;
+    this.#wait = wait;
     this.rejoin();
   }
 
@@ -59,14 +65,13 @@ export class Channel {
     (channel as { unref?: () => void }).unref?.();
     this.#channel = channel;
     this.#joined = new Promise<void>((resolve) => {
+      this.#join = resolve;
       // No timer at all for 0: a test under fake timers must not wait on one.
       if (!this.#joinMs) return resolve();
-      // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms.
-      const timer = setTimeout(resolve, this.#joinMs);
-      this.#join = () => {
-        clearTimeout(timer);
-        resolve();
-      };
+      // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms. Not
+      // cleared early either (a real timer may not be cleared through a test's fake
+      // clearTimeout): it only resolves what may be resolved already, within `joinMs`.
+      this.#wait(resolve, this.#joinMs);
     });
     this.#send({ cbfetch: PROTOCOL, type: "hello" });
   }
