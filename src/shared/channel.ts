@@ -71,7 +71,8 @@ export class Channel {
       // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms. Not
       // cleared early either (a real timer may not be cleared through a test's fake
       // clearTimeout): it only resolves what may be resolved already, within `joinMs`.
-      this.#wait(resolve, this.#joinMs);
+      const wait = this.#wait; // called unbound: a browser's setTimeout refuses another `this`
+      wait(resolve, this.#joinMs);
     });
     this.#send({ cbfetch: PROTOCOL, type: "hello" });
   }
