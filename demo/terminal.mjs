@@ -1,4 +1,4 @@
-// cbfetch terminal demo: `npm start`.
+// cbfetch terminal demo: `npm run demo` (`npm start` is the dashboard in web-example/).
 //
 // A flaky HTTP server on 127.0.0.1 follows a script: healthy, then an outage (503s, then dropped
 // connections), then a 429 with `Retry-After: 1`, then healthy again. An app calls it through
@@ -123,7 +123,7 @@ function fetchNotingRetryAfter(seen) {
 
 /** Prints one line per state change, with the failure that caused it when there is one. */
 function watchBreaker(cb, counts, seen) {
-  const clock = systemClock(); // the breaker's own clock, so "retry in" matches its retryAt
+  const clock = systemClock(); // a system clock, as the breaker's: "retry in" matches its retryAt
   let pending = [];
   let cause;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { createSystemClock } from "../src/breaker/clock.js";
+import { systemClock } from "../src/breaker/clock.js";
 import { CircuitOpenError, type CreateBreakerOptions, createBreaker } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
 
@@ -320,13 +320,13 @@ describe("failure-rate policy", () => {
 });
 
 describe("system clock", () => {
-  it("is epoch ms from performance.now(), ignores wall-clock jumps back, re-anchors after sleep", () => {
+  it("is epoch ms from performance.now(), ignores wall-clock jumps back, follows it ahead (sleep)", () => {
     let perfNow = 5_000;
     let wall = performance.timeOrigin + 5_000;
     const perf = vi.spyOn(performance, "now").mockImplementation(() => perfNow);
     const date = vi.spyOn(Date, "now").mockImplementation(() => wall);
     try {
-      const clock = createSystemClock();
+      const clock = systemClock();
       expect(clock.now()).toBe(performance.timeOrigin + 5_000);
       wall -= 3_600_000; // the user sets the clock back an hour
       perfNow += 10;
@@ -338,9 +338,13 @@ describe("system clock", () => {
       perfNow += 100;
       wall += 100;
       expect(clock.now()).toBe(wall);
-      // Small drift (under a second) is not a sleep.
+      // Any lead of the wall clock is followed at once (a fake Date moved forward, too).
       wall += 500;
-      expect(clock.now()).toBe(wall - 500);
+      expect(clock.now()).toBe(wall);
+      // The wall clock set back again: ignored, durations still come from performance.now().
+      wall -= 60_000;
+      perfNow += 20;
+      expect(clock.now()).toBe(wall + 60_000 + 20);
     } finally {
       perf.mockRestore();
       date.mockRestore();
@@ -353,7 +357,7 @@ describe("system clock", () => {
     vi.spyOn(performance, "now").mockImplementation(() => perfNow);
     vi.spyOn(Date, "now").mockImplementation(() => wall);
     try {
-      const breaker = createBreaker({ clock: createSystemClock(), failureThreshold: 1, jitter: 0 });
+      const breaker = createBreaker({ clock: systemClock(), failureThreshold: 1, jitter: 0 });
       breaker.recordFailure();
       expect(breaker.state).toBe("open");
       wall += 31_000; // slept 31 s; performance.now() stood still

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
-import { createSystemClock } from "../src/breaker/clock.js";
+import { systemClock } from "../src/breaker/clock.js";
 import { type Breaker, createBreaker, type Permit } from "../src/index.js";
 import { ManualClock } from "./helpers/clock.js";
 
@@ -378,7 +378,7 @@ describe("the system clock", () => {
           const spyPerf = vi.spyOn(performance, "now").mockImplementation(() => perf);
           const spyDate = vi.spyOn(Date, "now").mockImplementation(() => wall);
           try {
-            const clock = createSystemClock();
+            const clock = systemClock();
             let last = clock.now();
             for (const move of moves) {
               if (move.kind === "tick") {
@@ -389,7 +389,7 @@ describe("the system clock", () => {
               const before = last;
               const now = clock.now();
               expect(now).toBeGreaterThanOrEqual(before); // monotonic
-              expect(wall - now).toBeLessThanOrEqual(1000); // a sleep is caught up with
+              expect(now).toBeGreaterThanOrEqual(wall); // a sleep is caught up with at once
               if (move.kind === "tick") expect(now - before).toBeGreaterThanOrEqual(move.ms);
               last = now;
             }

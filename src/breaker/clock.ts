@@ -1,40 +1,41 @@
 import type { Clock } from "./types.js";
 
-/** Wall clock ahead of the monotonic one by more than this means the device slept. */
-const SLEEP_DRIFT_MS = 1000;
-
-let shared: Clock | undefined;
-
 /**
- * The default clock: `performance.timeOrigin + performance.now()`, so durations are monotonic
- * and immune to wall-clock changes, while the values are epoch ms that can leave this context.
+ * A new system clock (each instance and breaker gets its own): epoch ms that advance with
+ * `performance.now()`, so durations are monotonic and immune to a wall clock set back, while
+ * the values can leave this context (stored, broadcast).
  *
- * `performance.now()` does not tick while macOS or Linux sleeps; when `Date.now()` runs ahead
- * by more than a second we move the anchor forward, so an open circuit never outlives its
- * wall-clock `retryAt`. A wall clock set backwards is ignored: time never goes back.
- * In Workers `timeOrigin` is 0 and `now()` is already the epoch, so the sum is right there too.
+ * It reads `performance` and `Date` at each call, so fakes installed later apply, and:
+ * - follows `Date.now()` at once whenever it runs ahead: `performance.now()` does not tick while
+ *   macOS or Linux sleeps, so an open circuit never outlives its wall-clock `retryAt` (and a
+ *   fake `Date` moved forward, say `vi.setSystemTime`, moves it exactly);
+ * - ignores `Date.now()` going back: inside one timeline it never goes back;
+ * - starts a new timeline at `Date.now()` when `Date` or `performance` is another object than
+ *   at its last reading (a test's fake timers installed or removed), so a test's time neither
+ *   freezes nor leaks into the next one.
+ * In Workers `performance.now()` is the epoch and follows `Date.now()`, so it is right there too.
  */
 export function systemClock(): Clock {
-  shared ??= createSystemClock();
-  return shared;
-}
-
-/** A fresh system clock (tests use this; everything else shares {@link systemClock}). */
-export function createSystemClock(): Clock {
-  const perf = globalThis.performance;
-  let anchor = perf.timeOrigin;
-  let last = 0;
+  let anchor: number;
+  let last: number;
+  let date: unknown;
+  let perf: unknown;
   return {
     now() {
-      let t = anchor + perf.now();
+      const p = performance.now();
       const wall = Date.now();
-      if (wall - t > SLEEP_DRIFT_MS) {
-        anchor += wall - t;
+      // A new timeline (or the first reading): anchor on the wall clock, forget the last value.
+      if (date !== Date || perf !== performance) {
+        date = Date;
+        perf = performance;
+        last = anchor = -Infinity;
+      }
+      let t = anchor + p;
+      if (wall > t) {
+        anchor = wall - p;
         t = wall;
       }
-      if (t < last) t = last;
-      last = t;
-      return t;
+      return (last = t < last ? last : t);
     },
   };
 }

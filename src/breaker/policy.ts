@@ -59,8 +59,8 @@ export class FailureRatePolicy {
       }
       this.#bucket = bucket;
     }
-    // A clock is monotonic, so `bucket < this.#bucket` only happens with a restored state:
-    // count it in the current bucket.
+    // A clock is monotonic, so `bucket < this.#bucket` only happens with a restored state, or
+    // when a test's fake timers start a new timeline: count it in the current bucket.
     const slot = this.#bucket % BUCKETS;
     this.#calls[slot] = (this.#calls[slot] ?? 0) + 1;
     this.#fails[slot] = (this.#fails[slot] ?? 0) + failed;

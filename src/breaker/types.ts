@@ -88,9 +88,11 @@ export interface BreakerOptions {
    */
   jitter?: number;
   /**
-   * Time source (epoch ms, monotonic). The default follows `performance.now()` anchored on the
-   * epoch and re-anchors when the device slept.
-   * @default a monotonic system clock
+   * Time source (epoch ms, monotonic). The default, a clock of this breaker's (or instance's)
+   * own, follows `performance.now()` anchored on `Date.now()`, catches up with `Date.now()` when
+   * it runs ahead (the device slept; a fake `Date` moved forward), and reads both globals at
+   * each call, so a test's fake timers move it exactly (see `systemClock`).
+   * @default systemClock(), one per breaker or instance
    */
   clock?: Clock;
   /**

@@ -101,9 +101,12 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     ? Promise.all([
         import("../shared/shared-state.js"),
         config.sync === undefined ? undefined : channel?.(),
+        // The channel's join wait runs on the timers of this moment: an instance made before
+        // a test's fake timers waits in real time, not on a fake timer nobody advances.
+        setTimeout,
       ]).then(
-        ([{ SharedState }, sync]) => {
-          shared = new SharedState(config, registry, report, sync?.Channel);
+        ([{ SharedState }, sync, wait]) => {
+          shared = new SharedState(config, registry, report, sync?.Channel, wait);
           for (const [entry, from, to] of unshared ?? []) shared.changed(entry, from, to);
           unshared = undefined;
           return shared;

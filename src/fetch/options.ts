@@ -36,6 +36,7 @@ export interface ResolvedCbFetchOptions {
   /** Whether a key's first call waits for something: stored state, or the bulkhead's code. */
   readonly preload: boolean;
   readonly loadTimeoutMs: number;
+  readonly syncWaitMs: number;
   /** Set when `retry` or `totalTimeoutMs` is: the retry module loads. */
   readonly retry: ResolvedRetryOptions | undefined;
   readonly totalTimeoutMs: number | undefined;
@@ -61,6 +62,8 @@ export const FETCH_NUMBERS: Record<string, NumberRule> = {
   maxQueue: [0, 0, "integer"],
   loadTimeoutMs: [200, 0, "above", MAX_TIMER_MS],
   totalTimeoutMs: [undefined, 0, "above", MAX_TIMER_MS],
+  // How long a new instance's first call waits for the other tabs' state (with `sync`).
+  syncWaitMs: [50, 0, "at least", MAX_TIMER_MS],
 };
 /** `retry`'s numbers (DESIGN §8); waits are timers. */
 const RETRY_NUMBERS: Record<string, NumberRule> = {

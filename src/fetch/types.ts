@@ -86,6 +86,13 @@ export interface CbFetchOptions extends BreakerOptions {
    */
   sync?: boolean | string;
   /**
+   * With `sync`: how long a new instance's first call (and `ready`) waits for the other tabs'
+   * state, so a tab opened during an outage does not hit the origin. `0` waits on no timer:
+   * for tests (a fake-timer test would otherwise have to advance time by this much).
+   * @default 50
+   */
+  syncWaitMs?: number;
+  /**
    * Retry failed idempotent requests, within a budget per key: a number is the `limit`. Each
    * attempt is an ordinary call through the breaker. See {@link RetryOptions}.
    * @default undefined (no retries: a drop-in fetch does not retry)

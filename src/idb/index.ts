@@ -24,12 +24,32 @@ export interface IdbStoreOptions {
   storeName?: string;
 }
 
+/** Node's `process`, where there is one (tests, SSR); a browser build has none. */
+declare const process: { env: { NODE_ENV?: string } } | undefined;
+
+/**
+ * Whether this is a development or test run: `NODE_ENV` is set and is not "production" (vitest
+ * and jest set "test"). Written so that bundlers replacing `process.env.NODE_ENV` make it a
+ * constant; in a browser without `process`, false.
+ */
+const development = () =>
+  typeof process !== "undefined" &&
+  process.env.NODE_ENV !== undefined &&
+  process.env.NODE_ENV !== "production";
+
+const NO_INDEXEDDB =
+  "cbfetch/idb: there is no IndexedDB here (happy-dom, jsdom, Node), so idbStore() keeps breaker " +
+  "state in memory only (one storeerror event). In tests, use memoryStore() from cbfetch, or " +
+  'import "fake-indexeddb/auto" first. (This warning shows only where NODE_ENV is not "production".)';
+
 /**
  * A {@link BreakerStore} on IndexedDB. It stores one record per key (an origin and numbers,
  * never a path, query, header or credential). A write merges with the stored record in one
  * transaction (`mergeRecords`), so tabs writing at once cannot lose each other's changes. Opening happens on first use: where
  * IndexedDB is missing or broken (private mode, quota, a blocked upgrade), the instance
- * reports one `storeerror` and carries on in memory.
+ * reports one `storeerror` and carries on in memory. Where `indexedDB` is missing altogether in a
+ * development or test run (happy-dom, jsdom: `NODE_ENV` set and not "production"), the store
+ * also warns once on the console.
  */
 export function idbStore(options: IdbStoreOptions = {}): BreakerStore {
   const { dbName = "cbfetch", storeName = "breakers" } = options;
@@ -39,8 +59,15 @@ export function idbStore(options: IdbStoreOptions = {}): BreakerStore {
     }
   }
   let db: ReturnType<typeof createStore> | undefined;
+  let warned = false;
   // Opened lazily, inside the async methods: a missing `indexedDB` then rejects, not throws.
-  const store = () => (db ??= createStore(dbName, storeName));
+  const store = () => {
+    if (!warned && typeof indexedDB === "undefined" && development()) {
+      warned = true;
+      console.warn(NO_INDEXEDDB);
+    }
+    return (db ??= createStore(dbName, storeName));
+  };
   return {
     async load(key) {
       return get(key, store());

@@ -2,7 +2,7 @@ import type { Entry, Replica } from "./replica.js";
 
 /** The message format's version: messages of another version are ignored, unreported. */
 const PROTOCOL = 2;
-/** How long a joining tab waits for its peers' state before its first call. */
+/** How long a joining tab waits for its peers' state before its first call (`syncWaitMs`). */
 const JOIN_WAIT_MS = 50;
 
 type Message =
@@ -25,19 +25,28 @@ const NO_LOCK: Release = () => {};
 export class Channel {
   readonly #name: string;
   readonly #replica: Replica;
+  readonly #joinMs: number;
+  readonly #wait: typeof setTimeout;
   readonly #held = new Set<Release>();
   #channel: BroadcastChannel | undefined;
   #joined: Promise<void> = Promise.resolve();
   #join: () => void = () => {};
   #closed = false;
 
-  constructor(name: string, replica: Replica) {
+  /**
+   * `joinMs`: how long {@link joined} waits for a peer; 0 resolves it at once (tests). `wait`:
+   * the `setTimeout` to wait with (the one of the instance's creation, which a test's fake
+   * timers installed since do not replace).
+   */
+  constructor(name: string, replica: Replica, joinMs = JOIN_WAIT_MS, wait = setTimeout) {
     this.#name = `cbfetch:${name}`;
     this.#replica = replica;
+    this.#joinMs = joinMs;
+    this.#wait = wait;
     this.rejoin();
   }
 
-  /** Resolves when a peer answered the last hello, or after {@link JOIN_WAIT_MS}; never rejects. */
+  /** Resolves when a peer answered the last hello, or after `joinMs`; never rejects. */
   get joined(): Promise<void> {
     return this.#joined;
   }
@@ -56,12 +65,14 @@ export class Channel {
     (channel as { unref?: () => void }).unref?.();
     this.#channel = channel;
     this.#joined = new Promise<void>((resolve) => {
-      // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms.
-      const timer = setTimeout(resolve, JOIN_WAIT_MS);
-      this.#join = () => {
-        clearTimeout(timer);
-        resolve();
-      };
+      this.#join = resolve;
+      // No timer at all for 0: a test under fake timers must not wait on one.
+      if (!this.#joinMs) return resolve();
+      // Not unref'd: `await cb.ready` must keep a Node script alive for these few ms. Not
+      // cleared early either (a real timer may not be cleared through a test's fake
+      // clearTimeout): it only resolves what may be resolved already, within `joinMs`.
+      const wait = this.#wait; // called unbound: a browser's setTimeout refuses another `this`
+      wait(resolve, this.#joinMs);
     });
     this.#send({ cbfetch: PROTOCOL, type: "hello" });
   }

@@ -18,6 +18,8 @@ export interface SharedOptions {
   readonly store: BreakerStore | undefined;
   /** The channel name, or `undefined` when sync is off. */
   readonly sync: string | undefined;
+  /** How long a new instance waits for its peers' state (0: not at all). */
+  readonly syncWaitMs: number;
   readonly maxBreakers: number;
   readonly breaker: ResolvedBreakerOptions;
 }
@@ -41,14 +43,26 @@ export class SharedState {
   readonly #channel: Channel | undefined;
   readonly #leave: () => void;
 
-  /** `Sync`: the cross-tab channel's class, loaded apart (Workers bundles leave it out). */
-  constructor(config: SharedOptions, registry: Registry, report: Report, Sync?: typeof Channel) {
+  /**
+   * `Sync`: the cross-tab channel's class, loaded apart (Workers bundles leave it out); `wait`:
+   * the `setTimeout` of the instance's creation, for the channel's join wait.
+   */
+  constructor(
+    config: SharedOptions,
+    registry: Registry,
+    report: Report,
+    Sync?: typeof Channel,
+    wait?: typeof setTimeout,
+  ) {
     const { store, sync } = config;
     const { halfOpenMaxProbes, probeTimeoutMs, maxOpenMs, clock } = config.breaker;
     const replica = new Replica(registry, report, clock);
     const pipeline =
       store && new Pipeline(store, replica, { maxRecords: config.maxBreakers, idleMs: maxOpenMs });
-    const channel = sync === undefined || Sync === undefined ? undefined : new Sync(sync, replica);
+    const channel =
+      sync === undefined || Sync === undefined
+        ? undefined
+        : new Sync(sync, replica, config.syncWaitMs, wait);
     replica.share = (entry) => {
       pipeline?.schedule(entry);
       channel?.post(entry);

@@ -19,8 +19,14 @@ const SERVER = join(root, "web-example/server.mjs");
  */
 const OPEN_MS = 8000;
 const VIEWPORT = { width: 1000, height: 650 };
-/** The README's screenshot: written when missing, or when this is set (to refresh it). */
+/** A phone's width: the cards must fit it, badge included. */
+const PHONE = { width: 360, height: 800 };
+/**
+ * The README's screenshots, at desktop width and at 360 px: written when missing, or when
+ * UPDATE_DASHBOARD_SCREENSHOT=1 (to refresh them); always to .artifacts/.
+ */
 const README_SHOT = join(root, "web-example/dashboard.png");
+const PHONE_SHOT = join(root, "web-example/dashboard-360.png");
 const UPDATE_SHOT = process.env.UPDATE_DASHBOARD_SCREENSHOT === "1";
 
 interface Upstream {
@@ -95,6 +101,19 @@ beforeAll(async () => {
     args: CHROMIUM_ARGS,
     viewport: VIEWPORT,
   });
+  // Every badge text each card shows, from the page's first moment: a reload must never show
+  // "closed" for a circuit that is open (the cards read "loading" until the state is in).
+  await context.addInitScript(() => {
+    const history: Record<string, string[]> = {};
+    (window as unknown as { badges: typeof history }).badges = history;
+    new MutationObserver(() => {
+      for (const card of document.querySelectorAll<HTMLElement>("[data-upstream]")) {
+        const text = card.querySelector(".badge")?.textContent ?? "";
+        const list = (history[card.dataset.upstream ?? ""] ??= []);
+        if (list.at(-1) !== text) list.push(text);
+      }
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  });
   context.on("page", watch);
   const initial = context.pages()[0];
   if (initial) watch(initial);
@@ -127,6 +146,12 @@ const retryAt = async (p: Page, name: string): Promise<number> =>
   Number(await card(p, name).getAttribute("data-retry-at"));
 const timeline = (p: Page, name: string) =>
   card(p, name).locator('[data-field="timeline"] li').allTextContents();
+/** The badge texts a card showed since the page loaded, in order. */
+const badges = (p: Page, name: string): Promise<string[]> =>
+  p.evaluate(
+    (n) => (window as unknown as { badges: Record<string, string[]> }).badges[n] ?? [],
+    name,
+  );
 
 async function open(): Promise<void> {
   await page.goto(new URL(`?openMs=${OPEN_MS}`, url).href);
@@ -162,7 +187,7 @@ function expectStillOpen(at: number): void {
 describe("the live dashboard (web-example/server.mjs, real Chromium)", () => {
   it(
     "opens a circuit, keeps it across a reload and a second tab, and closes it after the probe",
-    { timeout: 90_000 },
+    { timeout: 120_000 },
     async () => {
       await open();
       await waitFor("successful calls on both cards", async () => {
@@ -193,14 +218,17 @@ describe("the live dashboard (web-example/server.mjs, real Chromium)", () => {
       expect(await hits("A")).toBe(before);
       expectStillOpen(probeAt);
       expect(await retryAt(page, "A")).toBeCloseTo(probeAt, -1);
-      // The restored transition is marked as learnt, not caused by this tab's calls.
-      expect((await timeline(page, "A"))[0]).toMatch(/closed → open .*shared$/);
+      // "loading" until the state was in, then open: never a moment of "closed".
+      expect(await badges(page, "A")).toEqual(["loading", "open"]);
+      // The restored state is marked as found at load, not caused by this tab's calls.
+      expect((await timeline(page, "A"))[0]).toMatch(/^\S+ open · probe after \d+\.\d s restored$/);
 
       // A second tab of the same browser: open there too, from the first tab and IndexedDB.
       const second = await context.newPage();
       await second.goto(page.url());
       await second.waitForSelector("body[data-ready]");
       await waitForState(second, "A", "open", 2000);
+      expect(await badges(second, "A")).toEqual(["loading", "open"]);
       await waitFor("refused calls in the second tab", async () => {
         return (await count(second, "A", "rejections")) >= 2;
       });
@@ -232,13 +260,81 @@ describe("the live dashboard (web-example/server.mjs, real Chromium)", () => {
       expect(retryIn).toBeLessThanOrEqual(5050);
       expect(await badge(page, "A")).toBe("closed");
 
+      // A second tab while B stays rate-limited: after 5 s one tab's probe gets another 429
+      // and B re-opens. The tab that probed shows it as its own; the other, which learnt it
+      // over BroadcastChannel (with or without a state change of its own), as another tab's.
+      const third = await context.newPage();
+      await third.goto(page.url());
+      await third.waitForSelector("body[data-ready]");
+      await waitForState(third, "B", "open", 2000);
+      expect(await badges(third, "B")).toEqual(["loading", "open"]);
+      const reopened = async (p: Page) => Number(await card(p, "B").getAttribute("data-reopens"));
+      await waitFor(
+        "B to re-open in both tabs",
+        async () => {
+          return (await reopened(page)) >= 1 && (await reopened(third)) >= 1;
+        },
+        15_000,
+      );
+      const reopens = [...(await timeline(page, "B")), ...(await timeline(third, "B"))].filter(
+        (t) => / → open · re-open ×1 · probe after /.test(t),
+      );
+      expect(reopens).toHaveLength(2);
+      expect(reopens.filter((t) => t.endsWith("another tab"))).toHaveLength(1);
+      // The desktop screenshot: A closed again after its outage, B re-opened by a 429.
       await mkdir(join(root, ".artifacts"), { recursive: true });
       await page.screenshot({ path: join(root, ".artifacts/dashboard.png") });
-      const missing = await access(README_SHOT).then(
-        () => false,
-        () => true,
+      const missing = (path: string) =>
+        access(path).then(
+          () => false,
+          () => true,
+        );
+      if ((await missing(README_SHOT)) || UPDATE_SHOT) await page.screenshot({ path: README_SHOT });
+      await card(page, "B").locator('button[data-mode="healthy"]').click();
+      await third.close();
+
+      // A reload shows the re-open as one, not as "closed → open".
+      await page.reload();
+      await page.waitForSelector("body[data-ready]");
+      expect(await badges(page, "B")).toEqual(["loading", "open"]);
+      expect((await timeline(page, "B"))[0]).toMatch(
+        /^\S+ open · re-open ×1 · probe after \d+\.\d s restored$/,
       );
-      if (missing || UPDATE_SHOT) await page.screenshot({ path: README_SHOT });
+
+      // At 360 px (a small phone): one column, nothing wider than the page, badges whole.
+      await page.setViewportSize(PHONE);
+      await page.evaluate(() => new Promise(requestAnimationFrame));
+      const layout = await page.evaluate(() => ({
+        page: document.documentElement.scrollWidth,
+        cards: [...document.querySelectorAll(".card")].map((c) => {
+          const card = c.getBoundingClientRect();
+          const badge = c.querySelector(".badge")?.getBoundingClientRect();
+          const head = c.querySelector(".card-head h2")?.getBoundingClientRect();
+          return {
+            left: card.left,
+            right: card.right,
+            badgeLeft: badge?.left ?? -1,
+            badgeRight: badge?.right ?? Infinity,
+            badgeWidth: (c.querySelector(".badge") as HTMLElement | null)?.scrollWidth ?? 0,
+            badgeClient: (c.querySelector(".badge") as HTMLElement | null)?.clientWidth ?? -1,
+            headRight: head?.right ?? Infinity,
+          };
+        }),
+      }));
+      expect(layout.page).toBeLessThanOrEqual(PHONE.width);
+      expect(layout.cards).toHaveLength(2);
+      for (const c of layout.cards) {
+        expect(c.left).toBeGreaterThanOrEqual(0);
+        expect(c.right).toBeLessThanOrEqual(PHONE.width);
+        expect(c.badgeLeft).toBeGreaterThanOrEqual(c.left);
+        expect(c.badgeRight).toBeLessThanOrEqual(c.right);
+        expect(c.badgeWidth).toBeLessThanOrEqual(c.badgeClient); // its text is not cut
+        expect(c.headRight).toBeLessThanOrEqual(c.badgeLeft); // the title does not run under it
+      }
+      await page.screenshot({ path: join(root, ".artifacts/dashboard-360.png"), fullPage: true });
+      if ((await missing(PHONE_SHOT)) || UPDATE_SHOT) {
+        await page.screenshot({ path: PHONE_SHOT, fullPage: true });
+      }
 
       expect(errors).toEqual([]);
     },

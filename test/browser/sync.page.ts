@@ -45,12 +45,12 @@ declare global {
   }
 }
 
-// The breaker's own clock (shared by every instance of this page): waiting on it guarantees
-// the breaker sees `retryAt` as passed too.
+// The instance's clock, given to it (each instance has a clock of its own): waiting on it
+// guarantees the breaker sees `retryAt` as passed too.
 const clock = systemClock();
 const epochNow = () => performance.timeOrigin + performance.now();
 
-const cb = createCbFetch({ sync: "e2e", failureThreshold: 2, openMs: 1500, jitter: 0 });
+const cb = createCbFetch({ sync: "e2e", failureThreshold: 2, openMs: 1500, jitter: 0, clock });
 
 const transitions: Transition[] = [];
 cb.addEventListener("statechange", (event) => {

@@ -8,14 +8,22 @@ export type Mode = (typeof MODES)[number];
 /** What one attempt gave: a success, a failure, or a call the open circuit refused. */
 export type Outcome = "ok" | "fail" | "saved";
 
+/**
+ * Where a transition came from: this tab's own call, another tab (over BroadcastChannel, after
+ * the page was ready), or what the page found when it loaded (IndexedDB, or the other tabs'
+ * answer to its hello).
+ */
+export type Source = "this tab" | "another tab" | "restored";
+
 export interface Transition {
   /** Epoch ms. */
   at: number;
   from: CircuitState | undefined;
   to: CircuitState;
   retryAt: number | undefined;
-  /** Learnt from another tab or from IndexedDB rather than caused by this tab's own call. */
-  shared: boolean;
+  /** How many times the circuit had re-opened since it last closed (0: a first open). */
+  reopenCount: number;
+  source: Source;
 }
 
 const MAX_OUTCOMES = 48;
@@ -46,6 +54,9 @@ export class Card {
     for (const node of element.querySelectorAll<HTMLElement>("[data-field]")) {
       this.#fields.set(node.dataset.field ?? "", node);
     }
+    // Until the page has read the stored and shared state (see main.ts).
+    element.dataset.state = "loading";
+    this.#field("next").textContent = "reading the state this tab and the others know…";
     this.#field("name").textContent = `Upstream ${name}`;
     this.#field("origin").textContent = origin;
     for (const button of element.querySelectorAll<HTMLButtonElement>("button[data-mode]")) {
@@ -74,7 +85,7 @@ export class Card {
 
   /** Marks a transition this tab made itself (its call's outcome followed it immediately). */
   markLocal(transition: Transition): void {
-    transition.shared = false;
+    transition.source = "this tab";
     this.#dirty = true;
   }
 
@@ -91,6 +102,7 @@ export class Card {
   /** Redraws from the breaker's snapshot; `row` is undefined before the first call. */
   render(row: BreakerSnapshot | undefined, now: number): void {
     const state = row?.state ?? "closed";
+    this.element.dataset.reopens = String(row?.reopenCount ?? 0);
     const badge = this.#field("state");
     badge.textContent = state;
     badge.dataset.state = state;
@@ -118,7 +130,7 @@ export class Card {
     }
     const failures = row.consecutiveFailures;
     return failures > 0
-      ? `calls go through · ${failures} of ${this.failureThreshold} failures in a row`
+      ? `calls go through · ${failures} of ${this.failureThreshold} failures in a row in this tab`
       : "calls go through";
   }
 
@@ -144,16 +156,17 @@ export class Card {
       const time = document.createElement("time");
       time.dateTime = new Date(t.at).toISOString();
       time.textContent = clockTime(t.at);
-      const from = stateWord(t.from ?? "closed");
-      const to = stateWord(t.to);
-      item.append(time, " ", from, " → ", to);
+      // What the page found when it loaded has no "from": this tab had no state yet.
+      if (t.source === "restored") item.append(time, " ", stateWord(t.to));
+      else item.append(time, " ", stateWord(t.from ?? "closed"), " → ", stateWord(t.to));
+      if (t.to === "open" && t.reopenCount > 0) item.append(` · re-open ×${t.reopenCount}`);
       if (t.to === "open" && t.retryAt !== undefined) {
         item.append(` · probe after ${seconds(t.retryAt - t.at)}`);
       }
-      if (t.shared) {
+      if (t.source !== "this tab") {
         const tag = document.createElement("span");
-        tag.className = "tag";
-        tag.textContent = "shared";
+        tag.className = `tag ${t.source === "restored" ? "restored" : "peer"}`;
+        tag.textContent = t.source;
         item.append(" ", tag);
       }
       return item;

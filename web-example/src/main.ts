@@ -56,20 +56,27 @@ const cb = createCbFetch({
 // through `cb`, so a retry into an open circuit is refused instead of sent.
 const api = createKy(cb, { timeout: false });
 
-// A transition is "shared" unless this tab's own call caused it: a local trip, close or
-// re-open is followed, in the same task, by that call's failure or success event. One learnt
-// over BroadcastChannel or read from IndexedDB is not. Open → half-open is always local (each
-// tab derives it from retryAt).
+// Where a transition came from: this tab's own call if that call's outcome follows it in the
+// same task (a local trip, close or re-open); otherwise what the page found when it loaded (the
+// store, or the other tabs' answer), until `ready`; after that, another tab. Open → half-open is
+// always local (each tab derives it from retryAt).
+let loaded = false;
 const justChanged = new Map<string, Transition>();
+// Per key, the open episode the timeline last showed: a re-open learnt without a state change
+// (this tab was still open) fires no statechange event, so `render` adds it.
+const shown = new Map<string, { reopenCount: number; retryAt: number | undefined }>();
 cb.addEventListener("statechange", (event: CircuitEvent) => {
+  const { reopenCount } = cb.breaker(event.key).stats;
   const transition: Transition = {
     at: Date.now(),
     from: event.previousState,
     to: event.state,
     retryAt: event.retryAt,
-    shared: event.state !== "half-open",
+    reopenCount,
+    source: event.state === "half-open" ? "this tab" : loaded ? "another tab" : "restored",
   };
   cards.get(event.key)?.addTransition(transition);
+  shown.set(event.key, { reopenCount, retryAt: event.retryAt });
   justChanged.set(event.key, transition);
   queueMicrotask(() => justChanged.delete(event.key));
 });
@@ -89,12 +96,32 @@ cb.addEventListener("storeerror", (event: CircuitEvent) => {
 function render(): void {
   const rows = new Map(cb.snapshot().map((row) => [row.key, row]));
   const now = Date.now();
-  for (const [origin, card] of cards) card.render(rows.get(origin), now);
+  for (const [origin, card] of cards) {
+    const row = rows.get(origin);
+    const last = shown.get(origin);
+    // Another tab's probe failed while this tab was still open: a re-open without a state
+    // change here, shown like the others.
+    if (row?.state === "open" && last && row.reopenCount > last.reopenCount) {
+      card.addTransition({
+        at: now,
+        from: "open",
+        to: "open",
+        retryAt: row.retryAt,
+        reopenCount: row.reopenCount,
+        source: "another tab",
+      });
+      shown.set(origin, { reopenCount: row.reopenCount, retryAt: row.retryAt });
+    }
+    card.render(row, now);
+  }
 }
+
+// The cards read "loading" until the stored and shared state is in: drawn before, a circuit
+// open in IndexedDB or another tab would show "closed" for a moment after every reload.
+await cb.ready;
+loaded = true;
 render();
 setInterval(render, 100);
-
-await cb.ready;
 say(
   `IndexedDB "cbfetch-dashboard", BroadcastChannel "cbfetch:dashboard"; ` +
     `${FAILURE_THRESHOLD} failures in a row open a circuit for ${OPEN_MS / 1000} s, ` +
