@@ -3,7 +3,7 @@
 // test/browser), against a real server on 127.0.0.1.
 import "fake-indexeddb/auto";
 import { createStore, get, set } from "idb-keyval";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { idbStore } from "../src/idb/index.js";
 import {
   type BreakerRecord,
@@ -137,6 +137,8 @@ describe("idbStore", () => {
     const saved = globalThis.indexedDB;
     // @ts-expect-error: simulating a browser without IndexedDB
     delete globalThis.indexedDB;
+    // In development it also says so once (test/testing.test.ts checks the text).
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     try {
       const { cb, storeErrors } = open(freshDb(), { failureThreshold: 1 });
       server.handle(respond(500));
@@ -144,7 +146,9 @@ describe("idbStore", () => {
       expect(await rejection(cb(url()))).toBeInstanceOf(CircuitOpenError);
       await cb.close();
       expect(storeErrors).toHaveLength(1);
+      expect(warn).toHaveBeenCalledTimes(1);
     } finally {
+      warn.mockRestore();
       globalThis.indexedDB = saved;
     }
   });
