@@ -18,11 +18,8 @@ function make(options: CbFetchOptions = {}) {
   return { cb, store };
 }
 
-/**
- * An instance whose circuit of `a` a network failure opened (a refused connections while b
- * answered), after which the network went down (b and c failed in a row) and came back.
- */
-async function openedByNetworkThenNetworkDown() {
+/** An instance whose circuit of `a` a network failure opened: a refused while b answered. */
+async function openedByNetwork() {
   const { cb } = make();
   await cb(b.url());
   a.handle(hangUp);
@@ -31,6 +28,14 @@ async function openedByNetworkThenNetworkDown() {
     await cb(b.url());
   }
   expect(cb.state(a.url())).toBe("open");
+  return cb;
+}
+
+/**
+ * An instance whose circuit of `a` a network failure opened, after which the network went down (b and c failed in a row) and came back.
+ */
+async function openedByNetworkThenNetworkDown() {
+  const cb = await openedByNetwork();
   b.handle(hangUp);
   c.handle(hangUp);
   await rejection(cb(b.url()));
@@ -116,14 +121,7 @@ describe("is it me or them?", () => {
   });
 
   it("an online event alone (no call failed while the network was away) makes it due too", async () => {
-    const { cb } = make();
-    await cb(b.url());
-    a.handle(hangUp);
-    for (let i = 0; i < 3; i++) {
-      await rejection(cb(a.url()));
-      await cb(b.url());
-    }
-    expect(cb.state(a.url())).toBe("open");
+    const cb = await openedByNetwork();
     // The page was idle (or only made refused calls) while offline: the judge never saw the
     // network down, but the browser says it is back.
     expect(await rejection(cb(a.url()))).toBeInstanceOf(CircuitOpenError);
@@ -137,14 +135,7 @@ describe("is it me or them?", () => {
   });
 
   it("an online event does not cut short an open decided since (a Retry-After)", async () => {
-    const { cb } = make();
-    await cb(b.url());
-    a.handle(hangUp);
-    for (let i = 0; i < 3; i++) {
-      await rejection(cb(a.url()));
-      await cb(b.url());
-    }
-    expect(cb.state(a.url())).toBe("open");
+    const cb = await openedByNetwork();
     a.handle(respond(200));
     window.dispatchEvent(new Event("online"));
     expect((await cb(a.url())).status).toBe(200); // probed and closed

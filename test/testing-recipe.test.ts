@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -13,8 +12,8 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
+import { recipe, root, run } from "./helpers/recipe.js";
 
 // Issue 17: the README's "Testing your app" recipe, run as written, in a user-style project
 // built from the packed package. Its code blocks (marked `<!-- recipe: testing <file> -->`)
@@ -22,36 +21,10 @@ import { afterAll, expect, it } from "vitest";
 // as one more test file of that project. Its node_modules are this repository's, except
 // cbfetch: the tarball `npm pack` makes (run `npm run build` first), unpacked in its place.
 // Then the project is type-checked and its tests run with vitest under happy-dom.
-const root = fileURLToPath(new URL("..", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "cbfetch-testing-recipe-"));
 afterAll(() => {
   if (!process.env.KEEP_RECIPE) rmSync(work, { recursive: true, force: true });
 });
-
-/** The README's blocks of one recipe: `{ file: contents }`. */
-function recipe(name: string): Record<string, string> {
-  const readme = readFileSync(join(root, "README.md"), "utf8");
-  const marked = new RegExp(
-    `<!-- recipe: ${name} (\\S+) -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``,
-    "g",
-  );
-  return Object.fromEntries([...readme.matchAll(marked)].map((m) => [m[1], m[2]]));
-}
-
-function run(command: string, args: string[], timeout: number, cwd = work) {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith("VITEST")),
-  );
-  const result = spawnSync(command, args, {
-    cwd,
-    encoding: "utf8",
-    timeout,
-    killSignal: "SIGKILL",
-    env: { ...env, NO_COLOR: "1" },
-  });
-  const output = `${result.stdout}${result.stderr}`;
-  return { ok: result.status === 0, output: result.signal ? `timed out: ${output}` : output };
-}
 
 /** DESIGN §10, checked in the user's project against the packed package. */
 const RULES = `import { CircuitOpenError, createCbFetch } from "cbfetch";
@@ -176,16 +149,21 @@ it("the README's testing recipe and DESIGN §10's rules pass in a project built 
     if (copied.includes(name)) cpSync(from, join(modules, name), { recursive: true });
     else if (name !== "cbfetch") symlinkSync(from, join(modules, name));
   }
-  const unpack = run("tar", ["-xzf", tarball, "-C", work], 30_000);
+  const unpack = run("tar", ["-xzf", tarball, "-C", work], 30_000, work);
   expect(unpack.ok, unpack.output).toBe(true);
   renameSync(join(work, "package"), join(modules, "cbfetch"));
 
   const bin = (name: string) => join(modules, ".bin", name);
-  const types = run(bin("tsc"), ["-p", "tsconfig.json"], 60_000);
+  const types = run(bin("tsc"), ["-p", "tsconfig.json"], 60_000, work);
   expect(types.ok, types.output).toBe(true);
 
   const report = join(work, "report.json");
-  const tests = run(bin("vitest"), ["run", "--reporter=json", `--outputFile=${report}`], 90_000);
+  const tests = run(
+    bin("vitest"),
+    ["run", "--reporter=json", `--outputFile=${report}`],
+    90_000,
+    work,
+  );
   expect(tests.ok, tests.output).toBe(true);
   const { numTotalTests, numPassedTests } = JSON.parse(readFileSync(report, "utf8"));
   const written = [files["test/api.test.ts"], RULES]

@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -12,49 +11,24 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
+import { recipe, root, run } from "./helpers/recipe.js";
+
+/** Wrangler offline, its config inside the temporary project. */
+const wrangler = () => ({
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  XDG_CONFIG_HOME: join(work, ".config"),
+});
 
 // The README's "Testing your worker with @cloudflare/vitest-pool-workers" recipe, run as
 // written: its code blocks (marked `<!-- recipe: workers-test <file> -->`) are written into a
 // temporary folder beside a copy of worker-example/, whose node_modules are this repository's
 // (cbfetch itself is this repository's build: npm run build first), then type-checked with
 // their tsconfig and run with vitest and the Workers pool inside workerd, offline.
-const root = fileURLToPath(new URL("..", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "cbfetch-recipe-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-/** The README's blocks of one recipe: `{ file: contents }`. */
-function recipe(name: string): Record<string, string> {
-  const readme = readFileSync(join(root, "README.md"), "utf8");
-  const marked = new RegExp(
-    `<!-- recipe: ${name} (\\S+) -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``,
-    "g",
-  );
-  return Object.fromEntries([...readme.matchAll(marked)].map((m) => [m[1], m[2]]));
-}
-
-function run(command: string, args: string[], timeout: number) {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith("VITEST")),
-  );
-  const result = spawnSync(command, args, {
-    cwd: work,
-    encoding: "utf8",
-    timeout,
-    killSignal: "SIGKILL",
-    env: {
-      ...env,
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-      WRANGLER_SEND_METRICS: "false",
-      WRANGLER_HIDE_BANNER: "true",
-      XDG_CONFIG_HOME: join(work, ".config"),
-      NO_COLOR: "1",
-    },
-  });
-  const output = `${result.stdout}${result.stderr}`;
-  return { ok: result.status === 0, output: result.signal ? `timed out: ${output}` : output };
-}
 
 it("the README's vitest-pool-workers recipe type-checks and passes against worker-example", () => {
   const files = recipe("workers-test");
@@ -79,11 +53,17 @@ it("the README's vitest-pool-workers recipe type-checks and passes against worke
   symlinkSync(root, join(modules, "cbfetch"));
 
   const bin = (name: string) => join(modules, ".bin", name);
-  const types = run(bin("tsc"), ["-p", "test/tsconfig.json"], 60_000);
+  const types = run(bin("tsc"), ["-p", "test/tsconfig.json"], 60_000, work, wrangler());
   expect(types.ok, types.output).toBe(true);
 
   const report = join(work, "report.json");
-  const tests = run(bin("vitest"), ["run", "--reporter=json", `--outputFile=${report}`], 90_000);
+  const tests = run(
+    bin("vitest"),
+    ["run", "--reporter=json", `--outputFile=${report}`],
+    90_000,
+    work,
+    wrangler(),
+  );
   expect(tests.ok, tests.output).toBe(true);
   const { numTotalTests, numPassedTests } = JSON.parse(readFileSync(report, "utf8"));
   const written = files["test/worker.test.ts"]?.match(/^it\(/gm)?.length;

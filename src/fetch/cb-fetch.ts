@@ -194,7 +194,6 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     await Promise.all([
       // A late answer is still applied when it comes (and merged).
       sharing && afterCode((state) => state.load(entry), key),
-      timeouts,
       bulkheads?.then(
         ({ Bulkhead }) => (entry.bulkhead ??= new Bulkhead(maxConcurrent ?? 1, config.maxQueue)),
         (error: unknown) => report(key, error), // calls go unlimited

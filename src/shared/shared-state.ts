@@ -7,6 +7,9 @@ import { Pipeline } from "./pipeline.js";
 import { type Entry, type Registry, type Report, Replica } from "./replica.js";
 import type { BreakerStore, ProbeLease } from "./store.js";
 
+/** A request as the core's steps take it: its URL, input and init. */
+type Request3 = [url: string, input: RequestInfo | URL, init: RequestInit | undefined];
+
 /**
  * Takes a shared half-open probe slot: a release function, or, when another context holds
  * every slot, the epoch ms until which it may (a refused call's `retryAt`).
@@ -86,19 +89,16 @@ export class SharedState {
    * probe slots, a Durable Object lease (Workers) or a Web Lock (tabs). Here rather than in the
    * core, which hands over its own steps: only instances with a store or sync get here.
    */
-  async probe<E extends Entry, A extends unknown[]>(
+  async probe<E extends Entry>(
     entry: E,
     permit: Permit,
-    ...call: [
-      ...args: A,
-      attempt: (breaker: Breaker, permit: Permit, ...args: A) => Promise<Response>,
-      guarded: (entry: E, ...args: A) => Promise<Response>,
-      refuse: (entry: E, ...rest: [...A, CircuitOpenError]) => Promise<Response>,
-    ]
+    url: string,
+    input: RequestInfo | URL,
+    init: RequestInit | undefined,
+    attempt: (breaker: Breaker, permit: Permit, ...request: Request3) => Promise<Response>,
+    guarded: (entry: E, ...request: Request3) => Promise<Response>,
+    refuse: (entry: E, ...refused: [...Request3, CircuitOpenError]) => Promise<Response>,
   ): Promise<Response> {
-    const refuse = call.pop() as (entry: E, ...rest: unknown[]) => Promise<Response>;
-    const guarded = call.pop() as (entry: E, ...args: unknown[]) => Promise<Response>;
-    const attempt = call.pop() as (b: Breaker, p: Permit, ...args: unknown[]) => Promise<Response>;
     const { breaker } = entry;
     let release: (() => void) | number;
     try {
@@ -112,12 +112,12 @@ export class SharedState {
       // Unless the refusal brought news that the origin works: then a closed-state call.
       if (breaker.state === "closed") {
         permit.release();
-        return guarded(entry, ...call);
+        return guarded(entry, url, input, init);
       }
-      return refuse(entry, ...call, breaker._refuse(permit, release));
+      return refuse(entry, url, input, init, breaker._refuse(permit, release));
     }
     try {
-      return await attempt(breaker, permit, ...call);
+      return await attempt(breaker, permit, url, input, init);
     } finally {
       release();
     }

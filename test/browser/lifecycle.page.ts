@@ -1,12 +1,11 @@
 // The page script of lifecycle.browser.test.ts, bundled for the browser by the harness: an app
 // with an IndexedDB store and cross-tab sync, which records its page lifecycle events.
-import { CircuitOpenError, createCbFetch } from "../../src/index.js";
+import { type CallResult, outcome, storeErrorsOf } from "./page-kit.js";
+import { createCbFetch } from "../../src/index.js";
 import { idbStore } from "../../src/idb/index.js";
 
 /** What a call gave: a response, or the error it rejected with. */
-export type LifeCallResult =
-  | { ok: boolean; status: number }
-  | { error: string; message: string; retryAt?: number; state?: string };
+export type LifeCallResult = CallResult;
 
 export interface LifeTest {
   /** `cb.ready`, as `true` so that `page.evaluate` can await it. */
@@ -44,27 +43,10 @@ const cb = createCbFetch({
   jitter: 0,
 });
 
-const storeErrors: string[] = [];
-cb.addEventListener("storeerror", (event) => {
-  const error = "error" in event ? event.error : undefined;
-  storeErrors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-});
+const storeErrors = storeErrorsOf(cb);
 
-// Results are plain data: Error objects do not survive the trip back to the test.
 async function call(path: string): Promise<LifeCallResult> {
-  try {
-    const response = await cb(path);
-    await response.text(); // frees the connection
-    return { ok: response.ok, status: response.status };
-  } catch (error) {
-    if (error instanceof CircuitOpenError) {
-      const { name, message, retryAt, state } = error;
-      return { error: name, message, retryAt, state };
-    }
-    return error instanceof Error
-      ? { error: error.name, message: error.message }
-      : { error: typeof error, message: String(error) };
-  }
+  return outcome(cb(path));
 }
 
 window.cbLife = {

@@ -1,14 +1,13 @@
 // The page script of network.browser.test.ts, bundled for the browser by the harness. The page
 // is on the harness origin; the APIs it calls are other origins (local servers on other
 // ports). The test creates cbfetch instances by name and calls through them.
+import { type CallResult, outcome, storeErrorsOf } from "./page-kit.js";
 import { createStore, values } from "idb-keyval";
-import { type CbFetch, CircuitOpenError, createCbFetch } from "../../src/index.js";
+import { type CbFetch, createCbFetch } from "../../src/index.js";
 import { idbStore } from "../../src/idb/index.js";
 
 /** What a call gave: a response, or the error it rejected with. */
-export type NetCallResult =
-  | { ok: boolean; status: number }
-  | { error: string; message: string; retryAt?: number; state?: string };
+export type NetCallResult = CallResult;
 
 /** The options the test may set (plain data: it crosses from Node into the page). */
 export interface AppOptions {
@@ -71,30 +70,14 @@ async function create(id: string, options: AppOptions): Promise<true> {
     ...(dbName === undefined ? {} : { store: idbStore({ dbName }) }),
     ...(sync ? { sync: true } : {}),
   });
-  cb.addEventListener("storeerror", (event) => {
-    const error = "error" in event ? event.error : undefined;
-    storeErrors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-  });
+  storeErrorsOf(cb, storeErrors);
   apps.set(id, cb);
   await cb.ready;
   return true;
 }
 
-// Results are plain data: Error objects do not survive the trip back to the test.
 async function call(id: string, url: string): Promise<NetCallResult> {
-  try {
-    const response = await app(id)(url);
-    await response.text(); // frees the connection
-    return { ok: response.ok, status: response.status };
-  } catch (error) {
-    if (error instanceof CircuitOpenError) {
-      const { name, message, retryAt, state } = error;
-      return { error: name, message, retryAt, state };
-    }
-    return error instanceof Error
-      ? { error: error.name, message: error.message }
-      : { error: typeof error, message: String(error) };
-  }
+  return outcome(app(id)(url));
 }
 
 window.cbNet = {

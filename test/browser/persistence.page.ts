@@ -1,12 +1,10 @@
 // The page script of persistence.browser.test.ts, bundled for the browser by the harness. It
 // creates a cbfetch instance on IndexedDB and hands the test a small API on `window.cbTest`.
-import { CircuitOpenError, createCbFetch } from "../../src/index.js";
-import { idbStore } from "../../src/idb/index.js";
+import { type CallResult, outcome, storeErrorsOf } from "./page-kit.js";
 
-/** What a call gave: a response, or the error it rejected with. */
-export type CallResult =
-  | { ok: boolean; status: number }
-  | { error: string; message: string; retryAt?: number; state?: string };
+export type { CallResult };
+import { createCbFetch } from "../../src/index.js";
+import { idbStore } from "../../src/idb/index.js";
 
 export interface CbTest {
   /** `cb.ready`, as `true` so that `page.evaluate` can await it. */
@@ -33,26 +31,10 @@ const cb = createCbFetch({
   jitter: 0,
 });
 
-const storeErrors: string[] = [];
-cb.addEventListener("storeerror", (event) => {
-  const error = "error" in event ? event.error : undefined;
-  storeErrors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-});
+const storeErrors = storeErrorsOf(cb);
 
-// Results are plain data: Error objects do not survive the trip back to the test.
 async function call(path: string): Promise<CallResult> {
-  try {
-    const response = await cb(path);
-    return { ok: response.ok, status: response.status };
-  } catch (error) {
-    if (error instanceof CircuitOpenError) {
-      const { name, message, retryAt, state } = error;
-      return { error: name, message, retryAt, state };
-    }
-    return error instanceof Error
-      ? { error: error.name, message: error.message }
-      : { error: typeof error, message: String(error) };
-  }
+  return outcome(cb(path));
 }
 
 // A real app fetches as soon as it starts, without waiting for `ready`: `?call=` does that.

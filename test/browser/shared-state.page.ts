@@ -6,7 +6,8 @@
 //   &threshold=<n>    failureThreshold (default 2)
 //   &call=<path>      a call made as soon as the script runs, before `ready`
 // and hands the test a small API on `window.cbShared`.
-import { CircuitOpenError, createCbFetch } from "../../src/index.js";
+import { type CallResult, outcome, storeErrorsOf } from "./page-kit.js";
+import { createCbFetch } from "../../src/index.js";
 import { idbStore } from "../../src/idb/index.js";
 
 /** Epoch ms on this page's clock (the same machine clock in every page). */
@@ -15,9 +16,7 @@ const epochNow = () => performance.timeOrigin + performance.now();
 const scriptStart = epochNow();
 
 /** What a call gave: a response, or the error it rejected with. */
-export type SharedCallResult =
-  | { ok: boolean; status: number }
-  | { error: string; message: string; retryAt?: number; state?: string };
+export type SharedCallResult = CallResult;
 
 /** What a scheduled manual burst saw (all times epoch ms on the page's clock). */
 export interface Burst {
@@ -79,28 +78,10 @@ const cb = createCbFetch({
   jitter: 0,
 });
 
-const storeErrors: string[] = [];
-cb.addEventListener("storeerror", (event) => {
-  const error = "error" in event ? event.error : undefined;
-  storeErrors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-});
+const storeErrors = storeErrorsOf(cb);
 
-// Results are plain data: Error objects do not survive the trip back to the test.
 async function call(path: string): Promise<SharedCallResult> {
-  try {
-    const response = await cb(path);
-    // Read the body so the connection is free again; its content does not matter.
-    await response.text();
-    return { ok: response.ok, status: response.status };
-  } catch (error) {
-    if (error instanceof CircuitOpenError) {
-      const { name, message, retryAt, state } = error;
-      return { error: name, message, retryAt, state };
-    }
-    return error instanceof Error
-      ? { error: error.name, message: error.message }
-      : { error: typeof error, message: String(error) };
-  }
+  return outcome(cb(path));
 }
 
 // A second listener on the sync channel: it hears the peers' messages (and this tab's own).

@@ -1,11 +1,10 @@
 // The page script of sync.browser.test.ts, bundled for the browser by the harness. Every page
 // (tab) of the test runs it: one cbfetch instance per tab, all on the channel `cbfetch:e2e`.
-import { CircuitOpenError, createCbFetch, systemClock } from "../../src/index.js";
+import { type CallResult, outcome, storeErrorsOf } from "./page-kit.js";
+import { createCbFetch, systemClock } from "../../src/index.js";
 
 /** What a call gave: a response, or the error it rejected with. */
-export type SyncCallResult =
-  | { ok: boolean; status: number }
-  | { error: string; message: string; retryAt?: number; retryAfterMs?: number; state?: string };
+export type SyncCallResult = CallResult;
 
 /** One `statechange` of this tab, stamped on the machine's clock. */
 export interface Transition {
@@ -62,28 +61,10 @@ cb.addEventListener("statechange", (event) => {
   });
 });
 
-const storeErrors: string[] = [];
-cb.addEventListener("storeerror", (event) => {
-  const error = "error" in event ? event.error : undefined;
-  storeErrors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-});
+const storeErrors = storeErrorsOf(cb);
 
-// Results are plain data: Error objects do not survive the trip back to the test.
 async function call(path: string): Promise<SyncCallResult> {
-  try {
-    const response = await cb(path);
-    // Read the body so the connection is free again; its content does not matter.
-    await response.text();
-    return { ok: response.ok, status: response.status };
-  } catch (error) {
-    if (error instanceof CircuitOpenError) {
-      const { name, message, retryAt, retryAfterMs, state } = error;
-      return { error: name, message, retryAt, retryAfterMs, state };
-    }
-    return error instanceof Error
-      ? { error: error.name, message: error.message }
-      : { error: typeof error, message: String(error) };
-  }
+  return outcome(cb(path));
 }
 
 async function until(at: number): Promise<void> {
