@@ -4,7 +4,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -13,7 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { recipe, root, run } from "./helpers/recipe.js";
+import { recipe, root, run, typeCheckAndTest } from "./helpers/recipe.js";
 
 // Issue 17: the README's "Testing your app" recipe, run as written, in a user-style project
 // built from the packed package. Its code blocks (marked `<!-- recipe: testing <file> -->`)
@@ -153,19 +152,7 @@ it("the README's testing recipe and DESIGN §10's rules pass in a project built 
   expect(unpack.ok, unpack.output).toBe(true);
   renameSync(join(work, "package"), join(modules, "cbfetch"));
 
-  const bin = (name: string) => join(modules, ".bin", name);
-  const types = run(bin("tsc"), ["-p", "tsconfig.json"], 60_000, work);
-  expect(types.ok, types.output).toBe(true);
-
-  const report = join(work, "report.json");
-  const tests = run(
-    bin("vitest"),
-    ["run", "--reporter=json", `--outputFile=${report}`],
-    90_000,
-    work,
-  );
-  expect(tests.ok, tests.output).toBe(true);
-  const { numTotalTests, numPassedTests } = JSON.parse(readFileSync(report, "utf8"));
+  const { numTotalTests, numPassedTests } = typeCheckAndTest(work, "tsconfig.json");
   const written = [files["test/api.test.ts"], RULES]
     .map((text) => text?.match(/^\s*it\(/gm)?.length ?? 0)
     .reduce((a, b) => a + b);

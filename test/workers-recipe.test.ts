@@ -4,7 +4,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -12,7 +11,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { recipe, root, run } from "./helpers/recipe.js";
+import { recipe, root, typeCheckAndTest } from "./helpers/recipe.js";
 
 /** Wrangler offline, its config inside the temporary project. */
 const wrangler = () => ({
@@ -52,20 +51,11 @@ it("the README's vitest-pool-workers recipe type-checks and passes against worke
   }
   symlinkSync(root, join(modules, "cbfetch"));
 
-  const bin = (name: string) => join(modules, ".bin", name);
-  const types = run(bin("tsc"), ["-p", "test/tsconfig.json"], 60_000, work, wrangler());
-  expect(types.ok, types.output).toBe(true);
-
-  const report = join(work, "report.json");
-  const tests = run(
-    bin("vitest"),
-    ["run", "--reporter=json", `--outputFile=${report}`],
-    90_000,
+  const { numTotalTests, numPassedTests } = typeCheckAndTest(
     work,
+    "test/tsconfig.json",
     wrangler(),
   );
-  expect(tests.ok, tests.output).toBe(true);
-  const { numTotalTests, numPassedTests } = JSON.parse(readFileSync(report, "utf8"));
   const written = files["test/worker.test.ts"]?.match(/^it\(/gm)?.length;
   expect({ numTotalTests, numPassedTests }).toEqual({
     numTotalTests: written,

@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { expect } from "vitest";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -42,4 +43,24 @@ export function run(
   });
   const output = `${result.stdout}${result.stderr}`;
   return { ok: result.status === 0, output: result.signal ? `timed out: ${output}` : output };
+}
+
+/**
+ * In a project at `work` whose node_modules are in place: type-checks it with `tsconfig`, runs
+ * its tests with vitest, and returns vitest's counts (both steps must succeed).
+ */
+export function typeCheckAndTest(
+  work: string,
+  tsconfig: string,
+  env: Record<string, string> = {},
+): { numTotalTests: number; numPassedTests: number } {
+  const bin = (name: string) => join(work, "node_modules", ".bin", name);
+  const types = run(bin("tsc"), ["-p", tsconfig], 60_000, work, env);
+  expect(types.ok, types.output).toBe(true);
+  const report = join(work, "report.json");
+  const args = ["run", "--reporter=json", `--outputFile=${report}`];
+  const tests = run(bin("vitest"), args, 90_000, work, env);
+  expect(tests.ok, tests.output).toBe(true);
+  const { numTotalTests, numPassedTests } = JSON.parse(readFileSync(report, "utf8"));
+  return { numTotalTests, numPassedTests };
 }
