@@ -3,7 +3,7 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".artifacts/", "coverage/"] },
+  { ignores: ["dist/", "node_modules/", ".artifacts/", "coverage/", ".cache/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

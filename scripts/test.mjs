@@ -1,4 +1,5 @@
-// `npm test`: build, type check, lint, the vitest suite (Node and happy-dom), then the
+// `npm test`: build, type check, lint, the vitest suite (Node and happy-dom, real Chromium,
+// workerd, and Node 22, Bun and Deno for the server-runtime claims), then the
 // packed-package checks and the standalone worker-example. Ends with one summary line:
 // "tests: N passed, N failed".
 import { spawnSync } from "node:child_process";
@@ -38,6 +39,9 @@ if (!existsSync(chromium)) {
     console.log(`\n${chromium} is missing: install Debian's chromium or set CHROMIUM_PATH.`);
   }
 }
+
+// Node 22, Bun and Deno for the server-runtime tests, from the npm registry (a cached install).
+step("server runtimes for the tests (Node 22, Bun, Deno)", "node", ["scripts/runtimes.mjs"]);
 
 const vitestOk = step("vitest", "npx", [
   "vitest",

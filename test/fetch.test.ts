@@ -175,8 +175,10 @@ describe("createCbFetch against a real server", () => {
     expect(cb.state(url())).toBe("closed");
   });
 
+  // Offline is a browser's state: these use the browser rule (`networkErrors: "verify"`), which
+  // a page gets by default (test/network.test.ts); a server counts every network error.
   it("does not count network errors while offline", async () => {
-    const cb = make({ failureThreshold: 1 });
+    const cb = make({ failureThreshold: 1, networkErrors: "verify" });
     vi.stubGlobal("navigator", { onLine: false });
     server.handle(hangUp);
     await rejection(cb(url()));
@@ -509,7 +511,7 @@ describe("exactly fetch (issue 13)", () => {
   });
 
   it("offline, cbfetch's own timeout does not count either", async () => {
-    const cb = make({ failureThreshold: 1, timeoutMs: 30 });
+    const cb = make({ failureThreshold: 1, timeoutMs: 30, networkErrors: "verify" });
     vi.stubGlobal("navigator", { onLine: false });
     server.handle(hang);
     expect(await rejection(cb(url()))).toMatchObject({ name: "TimeoutError" });

@@ -3,7 +3,7 @@
 // of any status proves the network works. Three real servers on 127.0.0.1 stand in for three
 // API origins; one that drops every connection stands in for a dead uplink. (Real Chromium,
 // with the browser's own network failures, is in test/browser/network.browser.test.ts.)
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type CbFetchOptions, CircuitOpenError, createCbFetch, memoryStore } from "../src/index.js";
 import { hangUp, rejection, respond, useServer } from "./helpers/server.js";
 
@@ -12,9 +12,17 @@ const b = useServer();
 const c = useServer();
 const servers = [a, b, c];
 
+/** An instance that judges by other origins' answers alone (no check), unless told otherwise. */
 function make(options: CbFetchOptions = {}) {
   const store = memoryStore();
-  const cb = createCbFetch({ failureThreshold: 3, openMs: 60_000, jitter: 0, store, ...options });
+  const cb = createCbFetch({
+    failureThreshold: 3,
+    openMs: 60_000,
+    jitter: 0,
+    store,
+    networkCheck: false,
+    ...options,
+  });
   return { cb, store };
 }
 
@@ -99,7 +107,7 @@ describe("is it me or them?", () => {
     await cb.close();
   });
 
-  it("an app of one origin: its network errors open nothing (its statuses still do)", async () => {
+  it("with no check, an app of one origin: its network errors open nothing (its statuses still do)", async () => {
     const { cb } = make();
     a.handle(hangUp);
     for (let i = 0; i < 6; i++) await rejection(cb(a.url()));
@@ -159,6 +167,123 @@ describe("is it me or them?", () => {
     const hits = a.hits;
     expect((await cb(a.url())).status).toBe(200);
     expect(a.hits).toBe(hits + 1);
+    await cb.close();
+  });
+});
+
+// When no other origin has answered, the judge checks a second place itself: the page's own
+// origin by default (`networkCheck`). A fourth server stands in for it here; real Chromium with
+// a real page origin is in test/browser/network.browser.test.ts.
+const page = useServer();
+
+describe("the network check", () => {
+  /** An instance whose check goes to `page`, over a store to see what would be shared. */
+  function checked(options: CbFetchOptions = {}) {
+    return make({ networkCheck: page.url("/"), ...options });
+  }
+
+  it("a one-API app trips on network errors: the page's origin answers one check", async () => {
+    const { cb } = checked();
+    const checks = page.hits;
+    a.handle(hangUp);
+    for (let i = 0; i < 3; i++) await rejection(cb(a.url()));
+    await vi.waitFor(() => expect(cb.state(a.url())).toBe("open"));
+    expect(page.hits - checks).toBe(1); // once per suspicion, not once per call
+    expect(page.received.at(-1)).toMatchObject({ method: "HEAD", url: "/" });
+    await cb.close();
+  });
+
+  it("by default the check goes to the page's own origin", async () => {
+    vi.stubGlobal("location", new URL(page.url("/app/index.html")));
+    try {
+      const { cb } = make({ networkCheck: undefined }); // the default
+      const checks = page.hits;
+      a.handle(hangUp);
+      for (let i = 0; i < 3; i++) await rejection(cb(a.url()));
+      await vi.waitFor(() => expect(cb.state(a.url())).toBe("open"));
+      expect(page.hits - checks).toBe(1);
+      expect(page.received.at(-1)).toMatchObject({ method: "HEAD", url: "/" });
+      await cb.close();
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("concurrent network errors share one check", async () => {
+    const { cb } = checked();
+    const checks = page.hits;
+    a.handle(hangUp);
+    await Promise.all([1, 2, 3].map(() => rejection(cb(a.url()))));
+    await vi.waitFor(() => expect(cb.state(a.url())).toBe("open"));
+    expect(page.hits - checks).toBe(1);
+    await cb.close();
+  });
+
+  it("a dead uplink, the page's origin included: one failed check, nothing opens or is stored", async () => {
+    const { cb, store } = checked();
+    for (const s of [...servers, page]) s.handle(hangUp);
+    const checks = page.hits;
+    for (let round = 0; round < 5; round++) {
+      for (const s of servers) await rejection(cb(s.url()));
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the check's answer
+    }
+    for (const s of servers) expect(cb.state(s.url())).toBe("closed");
+    // One check when the suspicion began; after it failed, the next waits (a second, doubling).
+    expect(page.hits - checks).toBe(1);
+    await cb.flush();
+    expect(await store.loadAll?.()).toEqual([]);
+    for (const s of [...servers, page]) s.handle(respond(200));
+    await cb.close();
+  });
+
+  it("an API that is the page's own origin is not checked: its network errors do not count", async () => {
+    const { cb } = make({ networkCheck: a.url("/") });
+    const checks = a.hits;
+    a.handle(hangUp);
+    for (let i = 0; i < 6; i++) await rejection(cb(a.url()));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(cb.state(a.url())).toBe("closed");
+    expect(a.hits - checks).toBe(6); // the calls themselves, and no check
+    a.handle(respond(503)); // its failing statuses still trip it
+    for (let i = 0; i < 3; i++) await cb(a.url());
+    expect(cb.state(a.url())).toBe("open");
+    await cb.close();
+  });
+
+  it("networkCheck: false turns the check off", async () => {
+    const { cb } = checked({ networkCheck: false });
+    const checks = page.hits;
+    a.handle(hangUp);
+    for (let i = 0; i < 6; i++) await rejection(cb(a.url()));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(cb.state(a.url())).toBe("closed");
+    expect(page.hits).toBe(checks);
+    await cb.close();
+  });
+
+  it('networkErrors: "count" makes a page count every network error, as a server does', async () => {
+    const { cb } = checked({ networkErrors: "count" });
+    const checks = page.hits;
+    a.handle(hangUp);
+    for (let i = 0; i < 3; i++) await rejection(cb(a.url()));
+    expect(cb.state(a.url())).toBe("open");
+    expect(page.hits).toBe(checks);
+    await cb.close();
+  });
+
+  it("no check while navigator.onLine is false", async () => {
+    const { cb } = checked();
+    vi.stubGlobal("navigator", { onLine: false });
+    try {
+      const checks = page.hits;
+      a.handle(hangUp);
+      for (let i = 0; i < 3; i++) await rejection(cb(a.url()));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(cb.state(a.url())).toBe("closed");
+      expect(page.hits).toBe(checks);
+    } finally {
+      vi.unstubAllGlobals();
+    }
     await cb.close();
   });
 });

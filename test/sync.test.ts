@@ -205,7 +205,7 @@ describe("cross-tab sync (BroadcastChannel)", () => {
   it("offline network errors are neither counted nor shared", async () => {
     const {
       tabs: [a, b],
-    } = tabs(2, { failureThreshold: 1 });
+    } = tabs(2, { failureThreshold: 1, networkErrors: "verify" }); // a browser's rule
     if (!a || !b) throw new Error("two tabs");
     vi.stubGlobal("navigator", { onLine: false });
     server.handle(hangUp);

@@ -3,10 +3,10 @@ import type { CircuitState, FailureKind } from "../breaker/types.js";
 import { BulkheadFullError, type CircuitOpenError } from "../errors.js";
 import type { Bulkhead } from "./bulkhead.js";
 import type { keyedEntry } from "./key-of.js";
-import type { countsAgainstOrigin } from "./rejection.js";
 import type { Timeout } from "./timeout.js";
 import { isRequest, methodOf, retryAfterMs, signalOf } from "./classify.js";
 import { CircuitEvents } from "./events.js";
+import { createJudge } from "./judge.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
@@ -122,9 +122,16 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
 
   const fetchImpl = () => userFetch ?? globalThis.fetch;
 
-  // How a rejected fetch counts: loaded on the first one.
-  let judge: typeof countsAgainstOrigin | undefined;
-  let judging: Promise<unknown> | undefined;
+  // How a rejected fetch counts. In the core, not loaded on demand: it must be here before the
+  // first failure (a dead uplink would make the page download it over the failing network).
+  const judge = createJudge({
+    networkErrors: config.networkErrors,
+    networkCheck: config.networkCheck,
+    clock,
+    events,
+    breakers: () => Array.from(registry.values(), (entry) => entry.breaker),
+    fetch: fetchImpl,
+  });
   // `keyOf`'s code, like the bulkhead's, loads only where it is used; if it cannot, origins.
   let keyed: typeof keyedEntry | undefined;
   const keying =
@@ -332,8 +339,8 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   }
 
   /**
-   * A rejected fetch: settled once it is judged (with code loaded on a key's first rejection;
-   * the caller's promise rejects after that, so the breaker has counted it by then).
+   * A rejected fetch: the caller gets its error as fetch gave it, at once; the permit settles
+   * when the judge has decided whether it counts (at once, unless the network is being checked).
    */
   function onRejected(
     breaker: Breaker,
@@ -344,21 +351,18 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     error: unknown,
     timedOut: boolean,
     start: number,
-  ): Promise<never> {
+  ): never {
     const durationMs = timed ? clock.now() - start : undefined;
-    const settle = (): never => {
+    const settle = (counts: boolean) => {
       const kind = timedOut ? "timeout" : "error";
-      // Not the origin's doing (or the judge cannot load: most likely the network is down).
-      if (judge?.(url, input, init, timedOut, breaker.key, instance) !== true) permit.release();
+      if (!counts)
+        permit.release(); // not the origin's doing
       else if (permit.failure(kind)) emitFailure(breaker, { kind, error, durationMs });
-      throw error;
     };
-    if (judge !== undefined) return Promise.resolve().then(settle);
-    judging ??= import("./rejection.js").then(
-      (module) => (judge = module.countsAgainstOrigin),
-      () => (judging = undefined), // try again at the next rejection
-    );
-    return judging.then(settle);
+    const verdict = judge(breaker, url, input, init, timedOut);
+    if (typeof verdict === "boolean") settle(verdict);
+    else void verdict.then(settle);
+    throw error;
   }
 
   function emitFailure(

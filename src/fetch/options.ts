@@ -23,6 +23,10 @@ export interface ResolvedCbFetchOptions {
   readonly isFailure: (response: Response) => boolean;
   readonly timeoutMs: number | undefined;
   readonly respectRetryAfter: boolean;
+  /** How network errors count: `"verify"` in a browser, `"count"` on a server (see judge.ts). */
+  readonly networkErrors: "count" | "verify";
+  /** The URL the browser rule checks; `undefined`: none. */
+  readonly networkCheck: string | undefined;
   readonly maxBreakers: number;
   readonly maxConcurrent: number | undefined;
   readonly maxQueue: number;
@@ -85,6 +89,8 @@ const OPTION_NAMES = [
   ...Object.keys(FETCH_NUMBERS),
   ...FUNCTIONS,
   "respectRetryAfter",
+  "networkErrors",
+  "networkCheck",
   "fallbackOrigins",
   "store",
   "sync",
@@ -105,6 +111,7 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     keyOf: options.keyOf,
     isFailure: options.isFailure ?? isFailureStatus,
     respectRetryAfter: checkType("respectRetryAfter", respectRetryAfter, "boolean"),
+    ...resolveNetwork(options.networkErrors, options.networkCheck),
     fallback: options.fallback,
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
     store: store && checkStore(store),
@@ -115,6 +122,42 @@ export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchO
     sync,
     persisted,
     preload: persisted || options.maxConcurrent !== undefined,
+  };
+}
+
+/**
+ * Whether a user's own network sits between this code and the origins: a page, or a browser
+ * worker (dedicated, shared or service). Decided by what is there, never by a user agent:
+ * workerd's global scope is a `ServiceWorkerGlobalScope` but no `WorkerGlobalScope`, and Node,
+ * Bun and Deno have neither a document nor a worker scope.
+ */
+function inBrowser(): boolean {
+  const scope = (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope;
+  return (
+    typeof document === "object" || (typeof scope === "function" && globalThis instanceof scope)
+  );
+}
+
+/** `networkErrors` and `networkCheck`, with the runtime's defaults; the check URL resolved. */
+function resolveNetwork(errors: unknown, check: unknown) {
+  if (errors !== undefined && errors !== "count" && errors !== "verify") {
+    badOption("networkErrors", '"count" or "verify"', errors);
+  }
+  const page = globalThis.location?.href;
+  let url: URL | undefined;
+  if (check === undefined) {
+    url = page === undefined ? undefined : new URL("/", page);
+  } else if (check !== false) {
+    try {
+      url = new URL(check as string, page);
+    } catch {}
+    if (typeof check !== "string" || !/^https?:$/.test(url?.protocol ?? "")) {
+      badOption("networkCheck", "an http(s) URL or false", check);
+    }
+  }
+  return {
+    networkErrors: (errors ?? (inBrowser() ? "verify" : "count")) as "count" | "verify",
+    networkCheck: url && /^https?:$/.test(url.protocol) ? url.href : undefined,
   };
 }
 

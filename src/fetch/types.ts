@@ -28,6 +28,25 @@ export interface CbFetchOptions extends BreakerOptions {
    */
   timeoutMs?: number;
   /**
+   * Whether a network error (or cbfetch's own `timeoutMs`) counts against the origin at once
+   * (`"count"`), or only once the network is shown to work (`"verify"`): another origin has
+   * answered since the last network error elsewhere, or `networkCheck` answers. A browser's own
+   * network sits between a page and the origin (offline, a dead uplink, a captive portal); a
+   * server's does not.
+   * @default `"verify"` in a page or a browser worker (there is a `document`, or the global scope
+   * is a `WorkerGlobalScope`); `"count"` elsewhere (Node, Bun, Deno, workerd)
+   */
+  networkErrors?: "count" | "verify";
+  /**
+   * With `networkErrors: "verify"`: the URL checked (one `HEAD` request; an answer of any status
+   * shows the network works) when a network error comes and no other origin has answered since
+   * the last one elsewhere. At most one check per suspicion, none while `navigator.onLine` is
+   * false. `false`: no check (an app whose only origin fails by network errors then does not
+   * trip on them; its failing statuses still count).
+   * @default the page's own origin, `location.origin + "/"` (no check for that origin itself)
+   */
+  networkCheck?: string | false;
+  /**
    * On a failing 429 or 503 with `Retry-After`, open the circuit until exactly then (clamped
    * to `maxOpenMs`).
    * @default true

@@ -1,3 +1,4 @@
+import { isCallersMistake } from "../fetch/mistakes.js";
 import { budgetsOf } from "./budget.js";
 import type { CircuitEvents } from "../fetch/events.js";
 import type { ResolvedCbFetchOptions } from "../fetch/options.js";
@@ -86,10 +87,8 @@ export function retrier(
         if (!statuses.includes(outcome.response.status)) return outcome.response;
       } else {
         const { error } = outcome;
-        // The total bound, the caller's abort or mistake, a refusal: never retried. (The core
-        // loaded the mistake checks before this rejection reached here: no download.)
-        if (bound?.fired || !isRetriable(error) || (await isCallersMistake(url, sent, init)))
-          throw error;
+        // The total bound, the caller's abort or mistake, a refusal: never retried.
+        if (bound?.fired || !isRetriable(error) || isCallersMistake(url, sent, init)) throw error;
         reason = (error as Error).name === "TimeoutError" ? "timeout" : "error";
       }
       const delayMs = attempt < limit ? delayOf(outcome, attempt) : undefined;
@@ -143,14 +142,6 @@ export function retrier(
     if (limit === 0 && totalTimeoutMs === undefined) return cb(input, init);
     return run(key, limit, input, init);
   };
-}
-
-/** `rejection.js`'s check, loaded as the core loads it (if it cannot load: not retried). */
-function isCallersMistake(url: string, input: FetchInput, init: RequestInit | undefined) {
-  return import("../fetch/rejection.js").then(
-    (module) => module.isCallersMistake(url, input, init),
-    () => true,
-  );
 }
 
 /** A refusal by the breaker or the bulkhead (matched by name: their classes live in the core). */

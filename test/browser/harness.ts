@@ -67,6 +67,7 @@ export interface Harness {
 }
 
 export interface ServedRequest {
+  method: string;
   path: string;
   at: number;
 }
@@ -221,7 +222,8 @@ function startServer(
     else answer(req, res, mode);
   };
   const server = createServer((req, res) => {
-    requests.push({ path: req.url ?? "", at: performance.timeOrigin + performance.now() });
+    const at = performance.timeOrigin + performance.now();
+    requests.push({ method: req.method ?? "", path: req.url ?? "", at });
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const script = scripts.get(path);
     if (path.startsWith("/api/")) api(req, res);

@@ -9,6 +9,8 @@ import type { AppOptions, NetCallResult } from "./network.page.js";
 // and calls three API origins (local servers on other ports, with CORS). The browser's own
 // network failures come from CDP: `Fetch.failRequest` with `InternetDisconnected` (a dead
 // uplink: `navigator.onLine` stays true) and `Network.emulateNetworkConditions` (offline).
+// The page is bundled with code splitting, as a site's bundler would: code loaded on demand
+// would show up as requests for chunks.
 const entry = fileURLToPath(new URL("./network.page.ts", import.meta.url));
 
 let h: Harness;
@@ -18,16 +20,19 @@ let apis: Api[];
 let a: Api;
 let b: Api;
 let c: Api;
+/** Requests the browser failed as a dead uplink would (method and URL), in order. */
+let paused: Array<{ method: string; url: string }> = [];
 
 beforeAll(async () => {
   apis = await Promise.all([startApi(), startApi(), startApi()]);
   [a, b, c] = apis as [Api, Api, Api];
-  h = await startHarness({ entry });
+  h = await startHarness({ entry, splitting: true });
   page = h.page;
   await page.waitForFunction(() => "cbNet" in window);
   cdp = await h.context.newCDPSession(page);
   // Every request the interception pauses is failed as a dead uplink would fail it.
-  cdp.on("Fetch.requestPaused", ({ requestId }) => {
+  cdp.on("Fetch.requestPaused", ({ requestId, request }) => {
+    paused.push({ method: request.method, url: request.url });
     cdp
       .send("Fetch.failRequest", { requestId, errorReason: "InternetDisconnected" })
       .catch(() => {});
@@ -43,11 +48,16 @@ beforeEach(async () => {
     api.cors = { allow: true, expose: true };
     api.hits = 0;
   }
+  h.upstream.mode = "ok";
+  paused = [];
   await reconnect();
 });
 
-/** From now on, the browser fails every request to `cut` with `net::ERR_INTERNET_DISCONNECTED`. */
-async function disconnect(cut: Api[]): Promise<void> {
+/**
+ * From now on, the browser fails every request to `cut` (APIs, or the page's own origin) with
+ * `net::ERR_INTERNET_DISCONNECTED`.
+ */
+async function disconnect(cut: Array<{ origin: string }>): Promise<void> {
   const patterns = cut.map((api) => ({ urlPattern: `${api.origin}/*` }));
   await cdp.send("Fetch.enable", { patterns });
 }
@@ -73,6 +83,9 @@ const state = (id: string, api: Api): Promise<string> =>
   page.evaluate(({ id, url }) => window.cbNet.state(id, url), { id, url: api.url });
 const states = (id: string) => Promise.all(apis.map((api) => state(id, api)));
 const hitsOf = () => apis.map((api) => api.hits);
+/** The checks of the page's own origin (`HEAD /`) that reached it since `since`. */
+const checksSince = (since: number) =>
+  h.requests.slice(since).filter((r) => r.method === "HEAD" && r.path === "/").length;
 
 const NETWORK_ERROR = { error: "TypeError" };
 const OPEN = { error: "CircuitOpenError", state: "open" };
@@ -97,18 +110,26 @@ async function expectNoErrors(): Promise<void> {
 }
 
 describe("is it me or them? (real Chromium, three API origins)", () => {
-  it("a dead uplink with navigator.onLine true opens nothing, stores and sends no open; once back, the first call to each origin reaches it", async () => {
+  it("a dead uplink with navigator.onLine true opens nothing, stores and sends no open, requests no code and checks at most once a round; once back, the first call to each origin reaches it", async () => {
     const id = "uplink";
     await create(id, { dbName: "cbfetch-uplink", sync: true, failureThreshold: 3 });
     // The app at work: every origin answers.
     for (const api of apis) expect(await call(id, api)).toEqual({ ok: true, status: 200 });
 
     const hits = hitsOf();
-    await disconnect(apis);
-    for (let i = 0; i < 5; i++) {
+    // Every origin is cut, the page's own included.
+    await disconnect([...apis, h]);
+    const rounds = 5;
+    for (let i = 0; i < rounds; i++) {
       for (const api of apis) expect(await call(id, api)).toMatchObject(NETWORK_ERROR);
     }
     expect(hitsOf(), "the browser failed them before they left").toEqual(hits);
+    // What a failure needs was in memory before it: no code was asked for over the dead network.
+    expect(paused.filter((r) => r.url.startsWith(h.origin) && r.url.endsWith(".js"))).toEqual([]);
+    // The page's own origin was checked (and failed) at most once a round.
+    const checks = paused.filter((r) => r.method === "HEAD" && r.url === `${h.origin}/`);
+    expect(checks.length).toBeGreaterThanOrEqual(1);
+    expect(checks.length).toBeLessThanOrEqual(rounds);
     expect(await page.evaluate(() => navigator.onLine)).toBe(true);
     expect(await states(id)).toEqual(["closed", "closed", "closed"]);
 
@@ -179,11 +200,42 @@ describe("is it me or them? (real Chromium, three API origins)", () => {
     await expectNoErrors();
   });
 
+  it("an SPA with one API: the API refusing connections trips it within failureThreshold calls, after one check of the page's own origin", async () => {
+    const id = "spa";
+    await create(id, BREAKER);
+    const since = h.requests.length;
+    a.mode = "refuse";
+    for (let i = 0; i < 3; i++) expect(await call(id, a)).toMatchObject(NETWORK_ERROR);
+    // The first error's verdict waits for the check; the caller's error did not.
+    await page.waitForFunction((url) => window.cbNet.state("spa", url) === "open", a.url);
+    const hits = a.hits;
+    for (let i = 0; i < 2; i++) expect(await call(id, a)).toMatchObject(OPEN);
+    expect(a.hits).toBe(hits);
+    expect(checksSince(since)).toBe(1);
+    expect(await states(id)).toEqual(["open", "closed", "closed"]);
+    await expectNoErrors();
+  });
+
+  it("an API on the page's own origin is not checked: its network errors open nothing (its statuses would)", async () => {
+    const id = "same-origin";
+    await create(id, BREAKER);
+    const since = h.requests.length;
+    h.upstream.mode = "down";
+    const api = { url: `${h.origin}/api/items` } as Api;
+    for (let i = 0; i < 5; i++) expect(await call(id, api)).toMatchObject(NETWORK_ERROR);
+    expect(await state(id, api)).toBe("closed");
+    expect(checksSince(since)).toBe(0);
+    h.upstream.mode = "fail"; // 503s: the origin answered, and failing statuses always count
+    for (let i = 0; i < 3; i++) expect(await call(id, api)).toEqual({ ok: false, status: 503 });
+    expect(await state(id, api)).toBe("open");
+    await expectNoErrors();
+  });
+
   it("a 503 outage of one origin trips it while the other origins are unreachable", async () => {
     const id = "503";
     await create(id, BREAKER);
     a.mode = "503";
-    await disconnect([b, c]);
+    await disconnect([b, c, h]); // the network looks down: b, c and the page's origin fail
     for (let i = 0; i < 3; i++) {
       expect(await call(id, b)).toMatchObject(NETWORK_ERROR);
       expect(await call(id, c)).toMatchObject(NETWORK_ERROR);
@@ -236,26 +288,22 @@ describe("cross-origin APIs (real Chromium)", () => {
     await expectNoErrors();
   });
 
-  it("without Access-Control-Allow-Origin every call is a TypeError: it opens the API's circuit once other origins answer, never in a one-origin app", async () => {
+  it("without Access-Control-Allow-Origin every call is a TypeError: the API's circuit opens within failureThreshold calls (the page's own origin answers the check)", async () => {
     a.cors.allow = false;
-    // An app talking to this API only: no answer from anywhere, so it looks like the user's
-    // network (the requests did reach the API; the browser hid its answers).
+    // An app talking to this API only: the requests did reach the API, but the browser hid its
+    // answers, so each is a network error; the page's origin answers the check, so they count.
     const lonely = "lonely";
     await create(lonely, QUICK);
-    for (let i = 0; i < 5; i++) expect(await call(lonely, a)).toMatchObject(NETWORK_ERROR);
-    expect(a.hits).toBe(5);
-    expect(await state(lonely, a)).toBe("closed");
+    for (let i = 0; i < 3; i++) expect(await call(lonely, a)).toMatchObject(NETWORK_ERROR);
+    await page.waitForFunction((url) => window.cbNet.state("lonely", url) === "open", a.url);
+    expect(await call(lonely, a)).toMatchObject(OPEN);
+    expect(a.hits).toBe(3);
 
-    // An app that also talks to an API that answers: then the TypeErrors count, and a trips
-    // within failureThreshold calls, although it is healthy.
-    const busy = "busy";
-    await create(busy, QUICK);
-    for (let i = 0; i < 3; i++) {
-      expect(await call(busy, b)).toEqual({ ok: true, status: 200 });
-      expect(await call(busy, a)).toMatchObject(NETWORK_ERROR);
-    }
-    expect(await state(busy, a)).toBe("open");
-    expect(await call(busy, a)).toMatchObject(OPEN);
+    // With the check off, nothing answered: it looks like the user's network, nothing opens.
+    const unchecked = "unchecked";
+    await create(unchecked, { ...QUICK, networkCheck: false });
+    for (let i = 0; i < 5; i++) expect(await call(unchecked, a)).toMatchObject(NETWORK_ERROR);
+    expect(await state(unchecked, a)).toBe("closed");
     expect(a.hits).toBe(8);
     expect(h.errors.some((line) => /has been blocked by CORS policy/.test(line))).toBe(true);
     await expectNoErrors();

@@ -17,6 +17,7 @@ export interface AppOptions {
   failureThreshold?: number;
   openMs?: number;
   jitter?: number;
+  networkCheck?: string | false;
 }
 
 export interface NetTest {
