@@ -79,6 +79,13 @@ describe("logTransitions", () => {
     expect(await log()).toHaveLength(2);
   });
 
+  it("stop() also drops the lines of this tick not yet logged (issue 23)", async () => {
+    const { cb, log, stop } = setup();
+    cb.breaker(server.url("/")).forceOpen(60_000); // its line waits for the end of this tick
+    stop();
+    expect(await log()).toEqual([]);
+  });
+
   it("logs one JSON line by default; a throwing logger is reported, not thrown", async () => {
     const cb = createCbFetch();
     const print = vi.spyOn(console, "log").mockImplementation(() => {});

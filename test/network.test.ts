@@ -158,6 +158,16 @@ describe("is it me or them?", () => {
     await cb.close();
   });
 
+  it("close() stops listening for online (issue 23): the open then runs its course", async () => {
+    const cb = await openedByNetwork();
+    await cb.close();
+    a.handle(respond(200));
+    window.dispatchEvent(new Event("online"));
+    const hits = a.hits;
+    expect(await rejection(cb(a.url()))).toBeInstanceOf(CircuitOpenError);
+    expect(a.hits).toBe(hits);
+  });
+
   it("...or after an answer from any origin once the network is back", async () => {
     const cb = await openedByNetworkThenNetworkDown();
     expect((await cb(b.url())).status).toBe(200); // and back: b answers

@@ -249,11 +249,49 @@ describe("cbfetch/otel with the OpenTelemetry SDK", () => {
     );
     const metrics = await collect();
     expect(points(metrics.get("cbfetch.calls")).map((p) => p.attributes)).toEqual([
-      { "cbfetch.outcome": "success" },
+      { "cbfetch.key": "payments", "cbfetch.outcome": "success" },
     ]);
     expect(points(metrics.get("cbfetch.retries")).map((p) => [p.attributes, p.value])).toEqual([
-      [{ "cbfetch.retry.reason": "status" }, 1],
+      [{ "cbfetch.key": "payments", "cbfetch.retry.reason": "status" }, 1],
     ]);
+  });
+
+  it("keys of keyOf keep a series each: tenant-a open, tenant-b closed (issue 23.7)", async () => {
+    const { cb } = setup({
+      keyOf: (request) => `tenant-${new URL(request.url).searchParams.get("t")}`,
+    });
+    server.handle(respond(503));
+    for (let i = 0; i < 3; i++) await cb(server.url("/?t=a"));
+    server.handle(respond(200));
+    await cb(server.url("/?t=b"));
+    const gauge = points((await collect()).get("cbfetch.circuit.state"));
+    expect(gauge.map((p) => [p.attributes["cbfetch.key"], p.value])).toEqual([
+      ["tenant-a", 2],
+      ["tenant-b", 0],
+    ]);
+  });
+
+  it("stop() also ends the clock reads it turned on (issue 23)", async () => {
+    const { cb, stop } = setup();
+    let reads = 0;
+    const counting = { now: () => (reads++, clock.now()) };
+    // A second instance on a clock that counts its readings, instrumented then stopped.
+    const plain = createCbFetch({ clock: counting });
+    server.handle(respond(200));
+    await plain(server.url("/"));
+    const untimed = reads;
+    await plain(server.url("/"));
+    expect(reads - untimed).toBe(0); // a plain instance reads no clock per call
+    const stopPlain = instrument(plain, { meterProvider, tracerProvider });
+    const before = reads;
+    await plain(server.url("/"));
+    expect(reads - before).toBeGreaterThan(0); // timed while instrumented
+    stopPlain();
+    const after = reads;
+    await plain(server.url("/"));
+    expect(reads - after).toBe(0);
+    stop();
+    await cb.close();
   });
 
   it("stop() detaches the listeners and the gauge's callback", async () => {
@@ -270,7 +308,7 @@ describe("cbfetch/otel with the OpenTelemetry SDK", () => {
 
   it("an instrumented instance's stats carry the error rate and latency", async () => {
     const { cb } = setup();
-    await cb._timeCalls(); // instrument() switched it on; this waits for the meter's code
+    await cb._timeCalls().ready; // instrument() switched it on; this waits for the meter's code
     server.handle(respond(500));
     await cb(server.url("/"));
     server.handle(respond(200));

@@ -225,14 +225,15 @@ describe("retry: waits", () => {
   });
 
   it("totalTimeoutMs bounds attempts and waits together", async () => {
-    // A hung attempt is aborted when the total is up, with a TimeoutError, uncounted.
+    // A hung attempt is aborted when the total is up, with a TimeoutError: cbfetch's own
+    // deadline, so a timeout that counts (issue 23: it used to pass as the caller's abort).
     server.handle(hang);
     const cb = fast(2, { totalTimeoutMs: 100 });
     const started = performance.now();
     const error = await rejection(cb(server.url()));
     expect(error).toMatchObject({ name: "TimeoutError" });
     expect(performance.now() - started).toBeLessThan(1000);
-    expect(cb.snapshot()[0]).toMatchObject({ failures: 0, ignored: 1 });
+    expect(cb.snapshot()[0]).toMatchObject({ failures: 1, ignored: 0 });
     server.dropConnections();
 
     // A wait that would pass the total is not started: the failure comes back at once.

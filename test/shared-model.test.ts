@@ -188,8 +188,9 @@ function simulate(contexts: number, steps: Step[], withObject = false): void {
     // Mutual exclusion: no other probe runs under a valid lease.
     for (const other of ctx) {
       for (const call of other.calls) {
-        // A probe a transition has discarded (settled) is no probe any more.
-        if (call.leaseUntil !== undefined && call.leaseUntil > now && !call.permit.settled) {
+        // A probe a transition has discarded is no probe any more (nor is a settled one).
+        const live = !call.permit.settled && !call.permit.discarded;
+        if (call.leaseUntil !== undefined && call.leaseUntil > now && live) {
           throw new Error(`two probes at ${now}: ${call.holder} and ${context.holder}`);
         }
       }

@@ -47,7 +47,7 @@ function setup(options: CbFetchOptions = {}) {
 }
 
 /** The instance's internal switch that `cbfetch/otel` uses; resolves once the code is in. */
-const timeCalls = (cb: CbFetch) => cb._timeCalls();
+const timeCalls = (cb: CbFetch) => cb._timeCalls().ready;
 
 describe("stats: error rate and latency", () => {
   it("a plain instance reads no clock per call and its stats carry none of them", async () => {

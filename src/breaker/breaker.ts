@@ -32,6 +32,8 @@ export type TransitionListener = (
  */
 export class Permit {
   /** @internal */ settled = false;
+  /** A probe of a half-open phase since left: its outcome is ignored when it comes. @internal */
+  discarded = false;
   // `declare`: set by the constructor only, in this order (no field definitions to ship).
   /** @internal */ declare readonly breaker: Breaker;
   /** @internal */ declare readonly epoch: number;
@@ -314,10 +316,17 @@ export class Breaker {
     return true;
   }
 
-  /** Takes a probe out of flight; false if it was already settled. */
+  /**
+   * Takes a probe out of flight; false if it was already settled, or discarded by a transition
+   * (then counted as ignored now, the one time its call settles).
+   */
   private unlist(permit: Permit): boolean {
     if (permit.settled) return false;
     permit.settled = true;
+    if (permit.discarded) {
+      this.ignoredCount++;
+      return false;
+    }
     const index = this.probes.indexOf(permit);
     if (index >= 0) this.probes.splice(index, 1);
     return true;
@@ -417,9 +426,10 @@ export class Breaker {
     this.code = to;
     this.epoch++;
     this.probeSuccesses = 0;
-    // Probes still in flight belong to the state being left: their outcomes will not count.
-    for (const probe of this.probes) probe.settled = true;
-    this.ignoredCount += this.probes.length;
+    // Probes still in flight belong to the state being left: their outcomes will not count
+    // (each is counted as ignored when its call settles; a call that goes on as a call of the
+    // new state is counted there, once).
+    for (const probe of this.probes) probe.discarded = true;
     this.probes = NO_PROBES;
     // Permits of the previous closed state must not count in this one.
     this.closedPermit = undefined;

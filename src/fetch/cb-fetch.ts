@@ -7,6 +7,7 @@ import type { Timeout } from "./timeout.js";
 import { isRequest, methodOf, retryAfterMs, signalOf } from "./classify.js";
 import { CircuitEvents } from "./events.js";
 import { createJudge } from "./judge.js";
+import { type StreamMark, streamBefore } from "./mistakes.js";
 import { urlOf } from "./key.js";
 import { resolveCbFetchOptions } from "./options.js";
 import { type Entry, Registry } from "./registry.js";
@@ -47,11 +48,17 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   const { keyOf, timeoutMs, isFailure, respectRetryAfter, loadTimeoutMs } = config;
   const { maxConcurrent } = config;
   const { clock, slowCallMs } = config.breaker;
-  // Calls are timed only where a clock is read anyway: with `slowCallMs`, or once instrumented.
-  let timed = slowCallMs !== undefined;
+  // Calls are timed only where a clock is read anyway: with `slowCallMs`, or while instrumented.
+  let timed = false;
+  let timers = 0;
   let metering: Promise<void> | undefined;
   const userFetch = config.fetch;
   const events = new CircuitEvents();
+  // Signals cbfetch aborted on its own deadline (`timeoutMs`, `totalTimeoutMs`): a timeout,
+  // however the signal reached fetch, never the caller's abort.
+  const deadlines = new WeakSet<AbortSignal>();
+  // Inits of retries (made by the retry loop): a refused retry gets no fallback.
+  const retries = new WeakSet<object>();
   const onChange: TransitionListener = (breaker, from, to, cause) => {
     if (from !== to) {
       events.emit("statechange", {
@@ -286,27 +293,41 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     }
     const start = timed ? clock.now() : 0;
     let timeout: Timeout | undefined;
+    let stream: StreamMark | undefined;
     let pending: Promise<Response>;
     try {
+      // Only a call with a body can have a stream to note (a string URL alone has none).
+      if (init !== undefined || typeof input !== "string") stream = streamBefore(input, init);
       if (timeoutMs === undefined || TimeoutClass === undefined) pending = fetchImpl()(input, init);
       else {
-        timeout = new TimeoutClass(breaker.key, timeoutMs, signalOf(input, init));
-        pending = fetchImpl()(input, timeout.init(init));
+        timeout = new TimeoutClass(breaker.key, timeoutMs, signalOf(input, init), deadlines);
+        pending = fetchImpl()(input, timeout.init(input, init));
       }
     } catch (error) {
       pending = Promise.reject(error); // a fetch that throws synchronously still rejects
     }
     return pending.then(
       (response) => {
-        timeout?.clear();
+        timeout?.settle(response);
         onResponse(breaker, permit, response, start);
         return response;
       },
       (error: unknown) => {
-        timeout?.clear();
-        return onRejected(breaker, permit, url, input, init, error, timeout?.fired === true, start);
+        timeout?.settle();
+        const timedOut = timeout?.fired === true || ownDeadline(input, init);
+        return onRejected(breaker, permit, url, input, init, error, timedOut, stream, start);
       },
     );
+  }
+
+  /** Whether the signal the call was given is one of cbfetch's deadlines that fired. */
+  function ownDeadline(input: FetchInput, init: RequestInit | undefined): boolean {
+    try {
+      const signal = signalOf(input, init);
+      return signal !== undefined && deadlines.has(signal);
+    } catch {
+      return false; // an init that throws: the caller's
+    }
   }
 
   // Events fire only for outcomes the breaker counted, so they add up to its stats.
@@ -350,6 +371,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
     init: RequestInit | undefined,
     error: unknown,
     timedOut: boolean,
+    stream: StreamMark | undefined,
     start: number,
   ): never {
     const durationMs = timed ? clock.now() - start : undefined;
@@ -359,7 +381,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
         permit.release(); // not the origin's doing
       else if (permit.failure(kind)) emitFailure(breaker, { kind, error, durationMs });
     };
-    const verdict = judge(breaker, url, input, init, timedOut);
+    const verdict = judge.counts(breaker, url, input, init, timedOut, stream);
     if (typeof verdict === "boolean") settle(verdict);
     else void verdict.then(settle);
     throw error;
@@ -393,7 +415,8 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       retryAt: (error as Partial<CircuitOpenError>).retryAt ?? entry.breaker.retryAt,
       error,
     });
-    if (answering !== undefined) {
+    // A retry the breaker refuses ends the retry loop with its last real outcome instead.
+    if (answering !== undefined && !retries.has(init as object)) {
       const answer = (await answering)?.(key, url, input, init, error);
       if (answer !== undefined) return answer;
     }
@@ -401,15 +424,24 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   }
 
   /**
-   * Times every call from now on; the breakers' stats then also get the error rate and latency
-   * (their code loads now, on demand like the bulkhead's). Resolves once it has loaded.
+   * Times every call until `stop()` (for good with `slowCallMs`); the breakers' stats then also
+   * get the error rate and latency (their code loads now, on demand like the bulkhead's;
+   * `ready` resolves once it has).
    */
-  function timeCalls(): Promise<void> {
+  function timeCalls() {
+    timers++;
     timed = true;
-    return (metering ??= import("./meter.js").then(
+    const ready = (metering ??= import("./meter.js").then(
       ({ trackStats }) => trackStats(instance),
       (error: unknown) => report("", error),
     ));
+    let stopped = false;
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      timed = --timers > 0;
+    };
+    return { ready, stop };
   }
 
   /** A URL (absolute, or `/`- or `.`-relative) or a key, as the registry's key. */
@@ -428,6 +460,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   }
 
   async function close(): Promise<void> {
+    judge.close();
     // A hung store must not hang close(): writes still pending after a while are dropped.
     const closing = sharing?.then((state) => state?.close());
     await within(closing, CLOSE_TIMEOUT_MS, "", "writing to the store on close()");
@@ -464,7 +497,8 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
   const retrying: Promise<typeof cb> | undefined =
     config.retry &&
     Promise.all([import("../retry/retry.js"), keying]).then(
-      ([{ retrier }]) => retrier(config, cb, instance, keyFor, urlOf, retryAfterMs),
+      ([{ retrier }]) =>
+        retrier(config, cb, instance, { keyFor, urlOf, retryAfterMs, deadlines, retries }),
       (error: unknown) => (report("", error), cb), // calls go without retries
     );
   /** The key guarding a request, or `undefined` when it passes through (`keyOf` loaded). */
@@ -478,7 +512,7 @@ export function create(options: CbFetchOptions, channel?: ChannelLoader): CbFetc
       : cb,
     api,
   );
-  if (timed) void timeCalls();
+  if (slowCallMs !== undefined) timeCalls(); // for good
   return instance;
 }
 

@@ -2,20 +2,28 @@ import type { Breaker } from "../breaker/breaker.js";
 import type { Clock } from "../breaker/types.js";
 import type { CircuitEvents } from "./events.js";
 import { originOf } from "./key.js";
-import { isCallersMistake } from "./mistakes.js";
+import { isCallersMistake, refusedRedirect, type StreamMark } from "./mistakes.js";
 
 type FetchInput = RequestInfo | URL;
 
-/**
- * Whether a rejected fetch counts against its origin: `true`, `false`, or, while the network
- * is being checked, a promise of that. The caller's rejection never waits for it.
- */
-export type Judge = (
+/** Decides how rejected fetches count, for one instance. */
+export interface Judge {
+  /**
+   * Whether a rejected fetch counts against its origin: `true`, `false`, or, while the network
+   * is being checked, a promise of that. The caller's rejection never waits for it.
+   */
+  counts: Verdict;
+  /** Stops listening for the network's return (the instance is closed). */
+  close(): void;
+}
+
+type Verdict = (
   breaker: Breaker,
   url: string,
   input: FetchInput,
   init: RequestInit | undefined,
   timedOut: boolean,
+  stream: StreamMark | undefined,
 ) => boolean | Promise<boolean>;
 
 /** What the judge needs of its instance. */
@@ -51,10 +59,23 @@ const CHECK_MAX_GAP_MS = 60_000;
  */
 export function createJudge(context: JudgeContext): Judge {
   if (context.networkErrors === "count") {
-    return (_breaker, url, input, init, timedOut) =>
-      timedOut || !isCallersMistake(url, input, init);
+    return {
+      counts: (_breaker, url, input, init, timedOut, stream) =>
+        timedOut || !callersOwn(url, input, init, stream),
+      close() {},
+    };
   }
   return browserJudge(context);
+}
+
+/** The caller's own doing, or a refused redirect: never held against the origin. */
+function callersOwn(
+  url: string,
+  input: FetchInput,
+  init: RequestInit | undefined,
+  stream: StreamMark | undefined,
+): boolean {
+  return isCallersMistake(url, input, init, stream) || refusedRedirect(input, init);
 }
 
 /** The last network error of a key: the answers seen by then. */
@@ -85,6 +106,8 @@ function browserJudge(context: JudgeContext): Judge {
   let unwatch: (() => void) | undefined;
   /** Set while a network-opened circuit may still be open: stops listening for `online`. */
   let unlisten: (() => void) | undefined;
+  /** After the instance's `close()`: no listener is added any more. */
+  let closed = false;
 
   /** Every answer so far (the check's included), and those of `breaker` itself. */
   const tally = (breaker: Breaker) => {
@@ -100,7 +123,7 @@ function browserJudge(context: JudgeContext): Judge {
 
   /** The network was judged down with `answers` seen: watch for its return. */
   function down(answers: number): void {
-    if (unwatch !== undefined) return;
+    if (unwatch !== undefined || closed) return;
     // An answer from any origin shows up at the next refused call of a network-opened circuit:
     // seen then (the refused calls' events), so healthy calls pay nothing for this watch.
     const refused = (event: Event) => {
@@ -139,7 +162,7 @@ function browserJudge(context: JudgeContext): Judge {
       opened.set(breaker.key, breaker.retryAt);
       // The browser may say the network is back without this judge ever seeing it down (the
       // page was idle, or only made refused calls): listen for that while such a circuit is open.
-      if (unlisten === undefined) {
+      if (unlisten === undefined && !closed) {
         const target = globalThis as Partial<EventTarget>;
         target.addEventListener?.("online", networkBack);
         unlisten = () => target.removeEventListener?.("online", networkBack);
@@ -190,8 +213,8 @@ function browserJudge(context: JudgeContext): Judge {
     return checking;
   }
 
-  return (breaker, url, input, init, timedOut) => {
-    if (!timedOut && isCallersMistake(url, input, init)) return false;
+  const counts: Verdict = (breaker, url, input, init, timedOut, stream) => {
+    if (!timedOut && callersOwn(url, input, init, stream)) return false;
     const { total, own } = tally(breaker);
     if (globalThis.navigator?.onLine === false) {
       down(total);
@@ -206,4 +229,11 @@ function browserJudge(context: JudgeContext): Judge {
     const judged = (works: boolean) => (works ? count(breaker) : (down(total), false));
     return verdict === false ? judged(false) : verdict.then(judged);
   };
+  const close = () => {
+    closed = true;
+    unwatch?.();
+    unlisten?.();
+    unwatch = unlisten = undefined;
+  };
+  return { counts, close };
 }

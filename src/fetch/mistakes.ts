@@ -3,23 +3,61 @@ import { initWith } from "./init-with.js";
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/** A stream body as it was when the call began (see {@link streamBefore}). */
+export interface StreamMark {
+  /** Locked, or its `Request`'s body already used: fetch rejects it unsent. */
+  readonly unusable: boolean;
+  /** Set one task after the call: fetch had its chance to reject the body unsent by then. */
+  sent: boolean;
+}
+
+const UNUSABLE: StreamMark = { unusable: true, sent: false };
+
 /**
- * Whether a rejected fetch was the caller's own doing (its abort, a used body, a bad `init`, a
- * bad header, a body on a GET) rather than a network error. Checked only after a rejection, by
- * building a body-less Request with the same fields: the hot path pays nothing, and the body
- * is never touched. An `init` that throws when read is the caller's too.
+ * Called just before fetch, for a call with a stream body (a `ReadableStream` in `init`, or a
+ * `Request`'s body): the state after a rejection cannot tell the caller's used stream from one
+ * fetch took and lost to a network error, so it is noted before. A locked stream, or a used
+ * `Request` body, is unusable. fetch rejects a disturbed stream before its first task, while a
+ * network error comes later: a `sent` flag set by a zero-delay timer tells the two apart (only
+ * for `init` streams: a `Request` body fetch took is `bodyUsed` afterwards, an unusable one was
+ * so before). `undefined` for every other call: nothing to note, no timer.
+ */
+export function streamBefore(
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+): StreamMark | undefined {
+  const fromInit = init?.body !== undefined;
+  const owner = (fromInit ? init : isRequest(input) ? input : undefined) as
+    Partial<Request> | undefined;
+  const body = owner?.body as { locked?: unknown; getReader?: unknown } | null | undefined;
+  if (typeof body?.getReader !== "function") return undefined;
+  if (body.locked === true || owner?.bodyUsed === true) return UNUSABLE;
+  if (!fromInit) return undefined;
+  const mark = { unusable: false, sent: false };
+  setTimeout(() => (mark.sent = true), 0);
+  return mark;
+}
+
+/**
+ * Whether a rejected fetch was the caller's own doing rather than a network error: its abort,
+ * an unusable body (see {@link streamBefore}), a bad `init` (not an object, a bad signal,
+ * `window`, `mode: "navigate"`, a forbidden method, a bad header, a body on a GET, a stream
+ * without `duplex`), or an `init` that throws when read. Checked only after a rejection, by
+ * building a body-less Request with the same fields: the hot path pays nothing, and the body is
+ * never touched.
  */
 export function isCallersMistake(
   url: string,
   input: RequestInfo | URL,
   init: RequestInit | undefined,
+  stream?: StreamMark,
 ): boolean {
   try {
     if ((init?.signal ?? (isRequest(input) ? input.signal : undefined))?.aborted) return true;
-    const base = isRequest(input) ? input : undefined;
-    if (base?.bodyUsed || (init as Partial<Request> | undefined)?.bodyUsed === true) return true;
+    if (stream !== undefined && (stream.unusable || !stream.sent)) return true;
     if (init == null) return false;
     if (typeof init !== "object") return true; // fetch takes an object or nothing
+    const base = isRequest(input) ? input : undefined;
     const signal = init.signal as { aborted?: unknown } | null | undefined;
     if (signal != null && typeof signal.aborted !== "boolean") return true;
     const method = String(init.method ?? base?.method ?? "GET").toUpperCase();
@@ -40,6 +78,19 @@ export function isCallersMistake(
   }
 }
 
+/**
+ * Whether a rejection may be a redirect fetch refused: with `redirect: "error"`, fetch rejects
+ * a healthy 3xx with the same `TypeError` as a network error (in a browser nothing tells them
+ * apart), so such a rejection is not held against the origin.
+ */
+export function refusedRedirect(input: RequestInfo | URL, init: RequestInit | undefined): boolean {
+  try {
+    return (init?.redirect ?? (isRequest(input) ? input.redirect : undefined)) === "error";
+  } catch {
+    return true; // an init that throws: the caller's
+  }
+}
+
 function isStream(body: unknown): boolean {
-  return typeof ReadableStream !== "undefined" && body instanceof ReadableStream;
+  return typeof (body as { getReader?: unknown } | null)?.getReader === "function";
 }

@@ -267,11 +267,11 @@ export interface CbFetchInstance {
   /** Resolves once persisted state is loaded; never rejects. */
   readonly ready: Promise<void>;
   /**
-   * Times every call from now on (events' `durationMs`; stats' error rate and latency once
-   * their code has loaded, when the promise resolves), as `slowCallMs` does; `cbfetch/otel`
-   * calls it. @internal
+   * Times every call until `stop()` (events' `durationMs`; stats' error rate and latency once
+   * their code has loaded, when `ready` resolves), as `slowCallMs` does; `cbfetch/otel` calls
+   * it. @internal
    */
-  _timeCalls(): Promise<void>;
+  _timeCalls(): { ready: Promise<void>; stop(): void };
   /**
    * Writes pending changes to the store now. In a Worker, pass it to `ctx.waitUntil` so writes
    * outlive the response (the Workers middleware does this for you).

@@ -79,6 +79,7 @@ export function watchTransitions(cb: CbFetch, onLine: (line: TransitionLine) => 
   cb.addEventListener("success", onOutcome);
   cb.addEventListener("failure", onOutcome);
   return () => {
+    pending = []; // lines of this tick not yet flushed are dropped too
     cb.removeEventListener("statechange", onStateChange);
     cb.removeEventListener("success", onOutcome);
     cb.removeEventListener("failure", onOutcome);

@@ -50,11 +50,12 @@ const MAX_CACHED_KEYS = 1000;
  * - on the caller's active span, an event `cbfetch.rejected` per refused call, and an event
  *   `cbfetch.transition` per transition (a short span of that name outside any span).
  * Attributes come from the key only (`server.address`, `server.port`, `url.scheme` when it is
- * an origin), never from a path, query or credential. From now on the instance also times
+ * an origin; `cbfetch.key` when `keyOf` made it something else), never from a path, query or
+ * credential. From now on the instance also times
  * its calls, so its breakers' `stats` carry the error rate and latency.
  */
 export function instrument(cb: CbFetch, options: InstrumentOptions = {}): () => void {
-  void cb._timeCalls();
+  const timing = cb._timeCalls();
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter("cbfetch");
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer("cbfetch");
   const calls = meter.createCounter("cbfetch.calls", {
@@ -74,7 +75,7 @@ export function instrument(cb: CbFetch, options: InstrumentOptions = {}): () => 
     let attributes = cache.get(key);
     if (attributes === undefined) {
       if (cache.size >= MAX_CACHED_KEYS) cache.clear();
-      attributes = originAttributes(key);
+      attributes = keyAttributes(key);
       cache.set(key, attributes);
     }
     return attributes;
@@ -160,21 +161,23 @@ export function instrument(cb: CbFetch, options: InstrumentOptions = {}): () => 
     cb.events.removeEventListener("retry", onRetry);
     stopTransitions();
     circuitState.removeCallback(observe);
+    timing.stop(); // no clock read per call on its account any more
   };
 }
 
 /**
  * `server.address`, `server.port` and `url.scheme` of a key that is an http(s) origin (the
- * default key); none for a key of `keyOf` that is no origin, which may hold anything.
+ * default key); `cbfetch.key` for a key of `keyOf` that is no origin, so each key keeps a
+ * series of its own (as many as the instance's `maxBreakers` at most).
  */
-function originAttributes(key: string): Attributes {
-  let url: URL;
+function keyAttributes(key: string): Attributes {
+  let url: URL | undefined;
   try {
     url = new URL(key);
-  } catch {
-    return {};
+  } catch {}
+  if (url?.origin !== key || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    return { "cbfetch.key": key };
   }
-  if (url.origin !== key || (url.protocol !== "http:" && url.protocol !== "https:")) return {};
   const scheme = url.protocol.slice(0, -1);
   return {
     "server.address": url.hostname,

@@ -1,4 +1,5 @@
-import { isCallersMistake } from "../fetch/mistakes.js";
+import { initWith } from "../fetch/init-with.js";
+import { isCallersMistake, refusedRedirect } from "../fetch/mistakes.js";
 import { budgetsOf } from "./budget.js";
 import type { CircuitEvents } from "../fetch/events.js";
 import type { ResolvedCbFetchOptions } from "../fetch/options.js";
@@ -6,6 +7,18 @@ import type { CbFetch, CircuitEventInit, RetryReason } from "../fetch/types.js";
 
 type FetchInput = RequestInfo | URL;
 type Call = (input: FetchInput, init?: RequestInit) => Promise<Response>;
+
+/** What the retry loop takes from the core (passed in: importing it would split the core). */
+export interface RetryKit {
+  /** The key guarding a request, or `undefined` when it passes through. */
+  keyFor(url: string, input: FetchInput, init: RequestInit | undefined): string | undefined;
+  urlOf(input: FetchInput): string;
+  retryAfterMs(value: string | null, wallNow: number): number | undefined;
+  /** Where a fired deadline's signal goes: the core then counts that abort as a timeout. */
+  deadlines: WeakSet<AbortSignal>;
+  /** Inits of retries: the core gives a refused one no fallback. */
+  retries: WeakSet<object>;
+}
 
 const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
 /** How early a timer may fire before a wait's end on the breaker's clock. */
@@ -26,10 +39,9 @@ export function retrier(
   config: ResolvedCbFetchOptions,
   cb: Call,
   instance: CbFetch,
-  keyFor: (url: string, input: FetchInput, init: RequestInit | undefined) => string | undefined,
-  urlOf: (input: FetchInput) => string,
-  retryAfterMs: (value: string | null, wallNow: number) => number | undefined,
+  kit: RetryKit,
 ): Call {
+  const { keyFor, urlOf, retryAfterMs, deadlines, retries } = kit;
   const retry = config.retry!;
   const { totalTimeoutMs } = config;
   const { clock, random, halfOpenMaxProbes } = config.breaker;
@@ -65,17 +77,18 @@ export function retrier(
       // The caller's Request is read by the last attempt only; earlier ones send a copy.
       const sent =
         attempt < limit && isRequest(input) && input.body !== null ? input.clone() : input;
-      // An attempt aborted by it is ignored by the breaker, like the caller's own abort.
-      const bound = Bound && new Bound(key, Math.ceil(deadline - clock.now()), signal);
+      // An attempt it aborts is a timeout, like one `timeoutMs` aborts.
+      const bound = Bound && new Bound(key, Math.ceil(deadline - clock.now()), signal, deadlines);
+      let sentInit = bound ? bound.init(sent, init) : init;
+      if (attempt > 0) retries.add((sentInit = initWith(sentInit, {})));
       let outcome: Outcome;
       try {
-        outcome = {
-          response: await cb(sent, bound ? bound.init(init) : init),
-        };
+        const response = await cb(sent, sentInit);
+        bound?.settle(response);
+        outcome = { response };
       } catch (error) {
+        bound?.settle();
         outcome = { error };
-      } finally {
-        bound?.clear();
       }
       // A retry the breaker (or the bulkhead) refused: the last real outcome, untouched.
       if (last !== undefined && "error" in outcome && isRefusal(outcome.error)) return settle(last);
@@ -87,8 +100,16 @@ export function retrier(
         if (!statuses.includes(outcome.response.status)) return outcome.response;
       } else {
         const { error } = outcome;
-        // The total bound, the caller's abort or mistake, a refusal: never retried.
-        if (bound?.fired || !isRetriable(error) || isCallersMistake(url, sent, init)) throw error;
+        // The total bound, the caller's abort or mistake, a refused redirect, a refusal: never
+        // retried (none of them is the origin failing).
+        if (
+          bound?.fired ||
+          !isRetriable(error) ||
+          isCallersMistake(url, sent, init) ||
+          refusedRedirect(sent, init)
+        ) {
+          throw error;
+        }
         reason = (error as Error).name === "TimeoutError" ? "timeout" : "error";
       }
       const delayMs = attempt < limit ? delayOf(outcome, attempt) : undefined;
@@ -166,19 +187,38 @@ function isRetriable(error: unknown): boolean {
 
 /**
  * Whether a request may be sent again: an idempotent method (or an `Idempotency-Key` header),
- * and no body that can be read only once (a `ReadableStream` in `init`).
+ * and a body fetch copies (a string, bytes, a Blob, URLSearchParams, FormData) or a `Request`
+ * body that can still be cloned. A stream, an async iterable or anything else is read once:
+ * never retried, whatever its type.
  */
 function replayable(input: FetchInput, init: RequestInit | undefined, methods: readonly string[]) {
-  if (typeof ReadableStream !== "undefined" && init?.body instanceof ReadableStream) return false;
-  const method = (init?.method ?? (isRequest(input) ? input.method : "GET")).toUpperCase();
-  if (methods.includes(method)) return true;
+  const request = isRequest(input) ? input : undefined;
   try {
-    return new Headers(init?.headers ?? (isRequest(input) ? input.headers : undefined)).has(
-      "idempotency-key",
-    );
+    if (init?.body !== undefined) {
+      if (!copied(init.body)) return false;
+    } else if (request?.body != null && (request.bodyUsed || request.body.locked)) {
+      return false;
+    }
+    const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
+    if (methods.includes(method)) return true;
+    return new Headers(init?.headers ?? request?.headers).has("idempotency-key");
   } catch {
-    return false; // bad headers: the caller's mistake, which fetch reports
+    return false; // a bad init or headers: the caller's mistake, which fetch reports
   }
+}
+
+/** A body fetch copies when it sends it, so it can send it again. */
+function copied(body: unknown): boolean {
+  return (
+    body == null ||
+    typeof body === "string" ||
+    body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body) ||
+    ["Blob", "URLSearchParams", "FormData"].some((name) => {
+      const type = (globalThis as Record<string, unknown>)[name];
+      return typeof type === "function" && body instanceof type;
+    })
+  );
 }
 
 function isRequest(value: unknown): value is Request {

@@ -109,11 +109,9 @@ export class SharedState {
     }
     // Another context is probing (until `release` at the latest): a refusal like any other.
     if (typeof release === "number") {
-      // Unless the refusal brought news that the origin works: then a closed-state call.
-      if (breaker.state === "closed") {
-        permit.release();
-        return guarded(entry, url, input, init);
-      }
+      // Unless the refusal brought news that the origin works: then a closed-state call (the
+      // probe permit, stale since that close, is dropped uncounted: this is one call).
+      if (breaker.state === "closed") return guarded(entry, url, input, init);
       return refuse(entry, url, input, init, breaker._refuse(permit, release));
     }
     try {

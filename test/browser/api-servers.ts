@@ -27,6 +27,8 @@ export interface Api {
    * GET whose connection closed without a byte.
    */
   hits: number;
+  /** The `Referer` header of each request that reached it (`""` when none was sent). */
+  readonly referers: string[];
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export async function startApi(): Promise<Api> {
   };
   const handle = (api: Api, req: IncomingMessage, res: ServerResponse) => {
     api.hits++;
+    api.referers.push(req.headers.referer ?? "");
     switch (api.mode) {
       case "ok":
         return send(api, res, 200);
@@ -64,6 +67,7 @@ export async function startApi(): Promise<Api> {
     mode: "ok",
     cors: { allow: true, expose: true },
     hits: 0,
+    referers: [],
     close: () => {
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));

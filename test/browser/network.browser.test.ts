@@ -309,3 +309,63 @@ describe("cross-origin APIs (real Chromium)", () => {
     await expectNoErrors();
   });
 });
+
+describe("exactly fetch in real Chromium (issue 23)", () => {
+  it('a Request with referrerPolicy "no-referrer" sends no Referer, with timeoutMs too', async () => {
+    for (const [id, options] of [
+      ["plain", {}],
+      ["timed", { timeoutMs: 10_000 }],
+    ] as const) {
+      await create(`referrer-${id}`, options);
+      const before = a.referers.length;
+      const result = await page.evaluate(
+        ({ id, url }) => window.cbNet.callRequest(id, url, { referrerPolicy: "no-referrer" }),
+        { id: `referrer-${id}`, url: a.url },
+      );
+      expect(result).toEqual({ ok: true, status: 200 });
+      expect(a.referers.slice(before), id).toEqual([""]);
+      // And a Request keeping the default policy sends the page's origin, as fetch does.
+      await page.evaluate(({ id, url }) => window.cbNet.callRequest(id, url, {}), {
+        id: `referrer-${id}`,
+        url: a.url,
+      });
+      expect(a.referers.at(-1), id).toBe(`${h.origin}/`);
+    }
+    await expectNoErrors();
+  });
+});
+
+describe("a chunk that fails to load once (issue 23, checked in real Chromium)", () => {
+  it("the instance works without that part and reports it once; a later import requests the chunk again (no failure is cached)", async () => {
+    // The bulkhead's code (`maxConcurrent`): loaded by no other test of this file.
+    const chunk = h.scripts.find((s) => s.entryPoint?.endsWith("fetch/bulkhead.ts"));
+    expect(chunk, "the bulkhead code is a chunk of its own").toBeDefined();
+    const path = chunk?.path ?? "";
+    // The next request for that chunk fails, as over a flaky network; later ones would not.
+    let failed = 0;
+    const session = await h.context.newCDPSession(page);
+    session.on("Fetch.requestPaused", ({ requestId }) => {
+      failed++;
+      session
+        .send("Fetch.failRequest", { requestId, errorReason: "ConnectionReset" })
+        .then(() => session.send("Fetch.disable"))
+        .catch(() => {});
+    });
+    await session.send("Fetch.enable", { patterns: [{ urlPattern: `${h.origin}${path}` }] });
+    await create("chunk-1", { maxConcurrent: 4 });
+    expect(await call("chunk-1", a)).toEqual({ ok: true, status: 200 });
+    expect(failed).toBe(1);
+    const errors = await page.evaluate(() => window.cbNet.storeErrors.slice());
+    expect(errors).toEqual([expect.stringMatching(/dynamically imported module/)]);
+
+    // A second instance imports the same chunk again, with the network fine by now.
+    const served = h.requests.filter((r) => r.path === path).length;
+    await create("chunk-2", { maxConcurrent: 4 });
+    expect(await call("chunk-2", a)).toEqual({ ok: true, status: 200 });
+    // Chromium 156 does not keep the failure in its module map: the chunk is requested again,
+    // and the second instance has its bulkhead code (no second report).
+    expect(h.requests.filter((r) => r.path === path).length - served).toBe(1);
+    expect(await page.evaluate(() => window.cbNet.storeErrors.length)).toBe(errors.length);
+    await session.detach();
+  });
+});

@@ -18,12 +18,16 @@ export interface AppOptions {
   openMs?: number;
   jitter?: number;
   networkCheck?: string | false;
+  timeoutMs?: number;
+  maxConcurrent?: number;
 }
 
 export interface NetTest {
   /** Creates the instance `id`; resolves with `true` once it is ready. */
   create(id: string, options: AppOptions): Promise<true>;
   call(id: string, url: string): Promise<NetCallResult>;
+  /** Calls with a `Request` made from `url` and `init` (plain data). */
+  callRequest(id: string, url: string, init: RequestInit): Promise<NetCallResult>;
   state(id: string, url: string): string;
   /** Writes the instance's pending changes to its store. */
   flush(id: string): Promise<true>;
@@ -84,6 +88,7 @@ async function call(id: string, url: string): Promise<NetCallResult> {
 window.cbNet = {
   create,
   call,
+  callRequest: (id, url, init) => outcome(app(id)(new Request(url, init))),
   state: (id, url) => app(id).state(url),
   flush: (id) =>
     app(id)
