@@ -1,54 +1,94 @@
 /**
- * Thrown (as a rejection) when a circuit refuses a call: cbfetch failed fast without touching
- * the network. Not a `TypeError`, so clients that retry network errors do not retry it.
+ * A call cbfetch refused without touching the network: its circuit is open, or its bulkhead is
+ * full. Not a `TypeError`, so clients that retry network errors do not retry it. Find one
+ * inside another client's error with {@link refusalOf}.
  */
-export class CircuitOpenError extends Error {
-  override readonly name = "CircuitOpenError";
+export class RefusalError extends Error {
   /** The breaker's key: for fetch, the origin (`https://api.example.com`). */
   declare readonly key: string;
-  /** `open`, or `half-open` when every probe slot is taken. */
-  declare readonly state: "open" | "half-open";
-  /** Epoch ms when the circuit will let a call through again (at the latest, in half-open). */
-  declare readonly retryAt: number;
-  /** `max(0, retryAt - now)`, measured on the breaker's clock when the error was made. */
+  /** How long to wait before the call may go, in ms (0: it may go again at once). */
   declare readonly retryAfterMs: number;
 
-  constructor(key: string, state: "open" | "half-open", retryAt: number, now: number) {
-    const retryAfterMs = Math.max(0, retryAt - now);
-    // One message for both states (in half-open, a probe is in flight): DESIGN §6 counts bytes.
-    super(
-      `Circuit for ${key} is ${state}: no request sent; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-    );
+  constructor(message: string, key: string, retryAfterMs: number) {
+    super(message);
     this.key = key;
-    this.state = state;
-    this.retryAt = retryAt;
     this.retryAfterMs = retryAfterMs;
   }
 }
 
+/**
+ * Thrown (as a rejection) when a circuit refuses a call: cbfetch failed fast without touching
+ * the network.
+ */
+export class CircuitOpenError extends RefusalError {
+  override readonly name = "CircuitOpenError";
+  /** `open`, or `half-open` when every probe slot is taken. */
+  declare readonly state: "open" | "half-open";
+  /** Epoch ms when the circuit will let a call through again (at the latest, in half-open). */
+  declare readonly retryAt: number;
+
+  /** `retryAfterMs` is `max(0, retryAt - now)`, on the breaker's clock. */
+  constructor(key: string, state: "open" | "half-open", retryAt: number, now: number) {
+    const ms = Math.max(0, retryAt - now);
+    // One message for both states (in half-open, a probe is in flight).
+    super(
+      `Circuit for ${key} is ${state}: no request sent; retry in ${Math.ceil(ms / 1000)} s`,
+      key,
+      ms,
+    );
+    this.state = state;
+    this.retryAt = retryAt;
+  }
+}
+
 /** Thrown (as a rejection) when a key's `maxConcurrent` calls are in flight and its queue is full. */
-export class BulkheadFullError extends Error {
+export class BulkheadFullError extends RefusalError {
   override readonly name = "BulkheadFullError";
-  /** The breaker's key (the origin). */
-  declare readonly key: string;
   /** The `maxConcurrent` limit that was reached. */
   declare readonly maxConcurrent: number;
   /** The `maxQueue` limit that was reached. */
   declare readonly maxQueue: number;
 
   constructor(key: string, maxConcurrent: number, maxQueue: number) {
-    super(`Bulkhead for ${key} is full: ${maxConcurrent} calls in flight and ${maxQueue} queued`);
-    this.key = key;
+    super(
+      `Bulkhead for ${key} is full: ${maxConcurrent} calls in flight and ${maxQueue} queued`,
+      key,
+      0,
+    );
     this.maxConcurrent = maxConcurrent;
     this.maxQueue = maxQueue;
   }
 }
 
+const REFUSALS = ["CircuitOpenError", "BulkheadFullError", "ThrottledError"];
+
 /**
- * Reports an error thrown by the caller's listener as a browser reports one thrown by an event
- * listener (`reportError`), or on the console where there is none (Node, whose EventTarget
- * would end the process instead): it never breaks the call that fired it.
+ * The refusal in `error` or in its `cause` chain (axios's `AxiosError.cause`, ofetch's
+ * `FetchError.cause`, …), or `undefined`. Also one made by another copy of cbfetch (another
+ * bundle), recognised by its name and key. Its `retryAfterMs` says when to try again.
+ *
+ * @example
+ * ```ts
+ * const refusal = refusalOf(error);
+ * if (refusal) showBanner(`retry in ${Math.ceil(refusal.retryAfterMs / 1000)} s`);
+ * ```
  */
-export function reportListenerError(error: unknown): void {
-  ((globalThis as { reportError?: (error: unknown) => void }).reportError ?? console.error)(error);
+export function refusalOf(error: unknown): RefusalError | undefined {
+  for (let depth = 0; depth < 8 && typeof error === "object" && error !== null; depth++) {
+    const { name, key, cause } = error as { name?: unknown; key?: unknown; cause?: unknown };
+    if (error instanceof RefusalError) return error;
+    if (REFUSALS.includes(name as string) && typeof key === "string") return error as RefusalError;
+    error = cause;
+  }
+  return undefined;
+}
+
+/** Whether `error` (or its `cause` chain) is a call cbfetch refused: see {@link refusalOf}. */
+export function isRefusal(error: unknown): boolean {
+  return refusalOf(error) !== undefined;
+}
+
+/** Whether `error` (or its `cause` chain) is a {@link CircuitOpenError}: see {@link refusalOf}. */
+export function isCircuitOpenError(error: unknown): boolean {
+  return refusalOf(error)?.name === "CircuitOpenError";
 }

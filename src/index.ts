@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { createCbFetch } from "./fetch/cb-fetch.js";
+import { createCbFetch } from "./fetch/create.js";
 import type { CbFetch } from "./fetch/types.js";
 
 export {
@@ -12,12 +12,20 @@ export {
   type CreateBreakerOptions,
   createBreaker,
   Permit,
+  type Policy,
   systemClock,
 } from "./breaker/index.js";
 export type * from "./breaker/types.js";
-export { BulkheadFullError, CircuitOpenError } from "./errors.js";
-export { createCbFetch } from "./fetch/cb-fetch.js";
-export { isFailureStatus } from "./fetch/classify.js";
+export {
+  BulkheadFullError,
+  CircuitOpenError,
+  isCircuitOpenError,
+  isRefusal,
+  RefusalError,
+  refusalOf,
+} from "./errors.js";
+export { createCbFetch } from "./fetch/create.js";
+export { isFailureStatus } from "./outcome/status.js";
 export { memoryStore } from "./shared/memory-store.js";
 export { type BreakerRecord, mergeRecords } from "./shared/record.js";
 export type { BreakerStore } from "./shared/store.js";

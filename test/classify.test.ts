@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isFailureStatus, retryAfterMs } from "../src/fetch/classify.js";
-import { isCallersMistake } from "../src/fetch/mistakes.js";
+import { isFailureStatus, retryAfterMs } from "../src/outcome/status.js";
+import { isCallersMistake } from "../src/outcome/mistakes.js";
 
 describe("failure classification", () => {
   it.each([500, 502, 503, 504, 408, 429])("status %i is a failure", (status) => {

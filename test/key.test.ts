@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fastOrigin, originOf } from "../src/fetch/key.js";
+import { fastOrigin, originOf } from "../src/keys/key.js";
 
 const urls = [
   "https://api.example.com/items?id=1",

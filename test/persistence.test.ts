@@ -322,7 +322,7 @@ describe("the store and sync code", () => {
       return original();
     });
     try {
-      const { createCbFetch: create } = await import("../src/fetch/cb-fetch.js");
+      const { createCbFetch: create } = await import("../src/fetch/create.js");
       const plain = create();
       expect((await plain(url())).status).toBe(200);
       plain.breaker(url()).forceOpen();
@@ -344,16 +344,16 @@ describe("the bulkhead and timeout code", () => {
   it("is imported only by an instance that sets maxConcurrent or timeoutMs, before its first call", async () => {
     vi.resetModules();
     const imports = { bulkhead: 0, timeout: 0 };
-    vi.doMock("../src/fetch/bulkhead.js", async (original) => {
+    vi.doMock("../src/guards/bulkhead.js", async (original) => {
       imports.bulkhead++;
       return original();
     });
-    vi.doMock("../src/fetch/timeout.js", async (original) => {
+    vi.doMock("../src/guards/timeout.js", async (original) => {
       imports.timeout++;
       return original();
     });
     try {
-      const { createCbFetch: create } = await import("../src/fetch/cb-fetch.js");
+      const { createCbFetch: create } = await import("../src/fetch/create.js");
       const plain = create();
       expect((await plain(url())).status).toBe(200);
       expect(imports).toEqual({ bulkhead: 0, timeout: 0 });
@@ -366,8 +366,8 @@ describe("the bulkhead and timeout code", () => {
       expect(first).toMatchObject({ status: "rejected", reason: { name: "TimeoutError" } });
       expect(second).toMatchObject({ status: "rejected", reason: { name: "BulkheadFullError" } });
     } finally {
-      vi.doUnmock("../src/fetch/bulkhead.js");
-      vi.doUnmock("../src/fetch/timeout.js");
+      vi.doUnmock("../src/guards/bulkhead.js");
+      vi.doUnmock("../src/guards/timeout.js");
       vi.resetModules();
     }
   });
@@ -382,7 +382,7 @@ describe("when the store and sync code cannot load", () => {
       throw new Error("chunk failed to load");
     });
     try {
-      const { createCbFetch: create } = await import("../src/fetch/cb-fetch.js");
+      const { createCbFetch: create } = await import("../src/fetch/create.js");
       const cb = create({ store: memoryStore(), failureThreshold: 1 });
       const errors: unknown[] = [];
       cb.addEventListener("storeerror", (event) => errors.push((event as CircuitEvent).error));

@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CircuitState } from "../src/breaker/index.js";
-import type { Permit } from "../src/breaker/breaker.js";
+import type { Permit } from "../src/breaker/permit.js";
 import { resolveBreakerOptions } from "../src/breaker/options.js";
-import { type Entry, Registry } from "../src/fetch/registry.js";
+import { type Entry, Registry } from "../src/keys/registry.js";
 import { decideLease, type Lease } from "../src/cloudflare/lease.js";
 import { isOpen } from "../src/shared/compare.js";
 import { type BreakerRecord, mergeRecords } from "../src/shared/record.js";

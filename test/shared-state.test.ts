@@ -15,7 +15,7 @@ import {
   memoryStore,
 } from "../src/index.js";
 import { resolveBreakerOptions } from "../src/breaker/options.js";
-import { Registry } from "../src/fetch/registry.js";
+import { Registry } from "../src/keys/registry.js";
 import { Pipeline } from "../src/shared/pipeline.js";
 import { isOpen } from "../src/shared/compare.js";
 import { Replica } from "../src/shared/replica.js";

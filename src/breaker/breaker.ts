@@ -1,6 +1,7 @@
 import { CircuitOpenError } from "../errors.js";
 import type { ResolvedBreakerOptions } from "./options.js";
-import { FailureRatePolicy } from "./policy.js";
+import { FAILURE, type Outcome, Permit, RELEASE, SUCCESS } from "./permit.js";
+import type { Policy } from "./policy.js";
 import type { BreakerState, BreakerStats, CircuitState, FailureKind } from "./types.js";
 
 const CLOSED = 0;
@@ -25,60 +26,10 @@ export type TransitionListener = (
 ) => void;
 
 /**
- * Permission for one call, from {@link Breaker.allow}. Settle it exactly once with
- * `success()`, `failure()` or `release()` (neither: the call was cancelled by its caller).
- * A permit issued before a transition is stale and its outcome is ignored, so a slow call
- * that started while closed cannot decide a later half-open probe.
- */
-export class Permit {
-  /** @internal */ settled = false;
-  /** A probe of a half-open phase since left: its outcome is ignored when it comes. @internal */
-  discarded = false;
-  // `declare`: set by the constructor only, in this order (no field definitions to ship).
-  /** @internal */ declare readonly breaker: Breaker;
-  /** @internal */ declare readonly epoch: number;
-  /** True for a half-open probe. */
-  declare readonly probe: boolean;
-  /** Epoch ms after which a probe counts as failed (`Infinity` for closed-state permits). */
-  declare readonly expiresAt: number;
-
-  /** Permits come from {@link Breaker.allow}. */
-  constructor(breaker: Breaker, epoch: number, probe: boolean, expiresAt: number) {
-    this.breaker = breaker;
-    this.epoch = epoch;
-    this.probe = probe;
-    this.expiresAt = expiresAt;
-  }
-
-  /** The call succeeded. Returns whether that counted (false when stale or settled). */
-  success(): boolean {
-    return this.breaker._settle(this, SUCCESS);
-  }
-
-  /**
-   * The call failed. With `retryAt` (epoch ms, e.g. from `Retry-After`) the circuit opens
-   * until exactly then (clamped to `maxOpenMs`), whatever the policy says, or stays open
-   * until then if it is open for less. Returns whether that counted.
-   */
-  failure(kind: FailureKind = "manual", retryAt?: number): boolean {
-    return this.breaker._settle(this, FAILURE, kind, retryAt);
-  }
-
-  /** Neither success nor failure: frees a probe slot without counting anything. Returns false. */
-  release(): boolean {
-    return this.breaker._settle(this, RELEASE);
-  }
-}
-
-const SUCCESS = 0;
-const FAILURE = 1;
-const RELEASE = 2;
-type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
-
-/**
  * A circuit breaker: a pure state machine with no I/O and no timers. Time comes from the
  * injected clock and moves the state only when the breaker is used (open → half-open on the
- * first call at or after `retryAt`; an expired probe is noticed on the next call).
+ * first call at or after `retryAt`; an expired probe is noticed on the next call). When to trip
+ * in the closed state is its {@link Policy}'s decision.
  */
 export class Breaker {
   /** The key this breaker guards (for fetch: the origin). */
@@ -99,8 +50,13 @@ export class Breaker {
   private failureCount = 0;
   private rejectionCount = 0;
   private ignoredCount = 0;
-  // Only a failure-rate window has state of its own; consecutive failures are counted above.
-  declare private readonly rate: FailureRatePolicy | undefined;
+  // Asked of the options on the first outcome counted: an idle breaker holds none.
+  private policy: Policy | undefined;
+  /**
+   * Figures a meter adds to `stats` (the error rate and latency of timed calls, with
+   * `slowCallMs` or `cbfetch/otel`), cleared by `reset()`. @internal
+   */
+  meter: { stats(): Partial<BreakerStats>; reset(): void } | undefined;
   declare private readonly options: ResolvedBreakerOptions;
   declare private readonly listener: TransitionListener | undefined;
 
@@ -109,7 +65,6 @@ export class Breaker {
     this.key = key;
     this.options = options;
     this.listener = listener;
-    this.rate = options.failureRate && new FailureRatePolicy(options.failureRate);
   }
 
   /**
@@ -135,7 +90,7 @@ export class Breaker {
 
   /** Counters and state as plain data. */
   get stats(): BreakerStats {
-    return {
+    const stats: BreakerStats = {
       state: this.state,
       retryAt: this.retryAt,
       reopenCount: this.reopens,
@@ -146,6 +101,7 @@ export class Breaker {
       rejections: this.rejectionCount,
       ignored: this.ignoredCount,
     };
+    return this.meter === undefined ? stats : { ...stats, ...this.meter.stats() };
   }
 
   /**
@@ -171,16 +127,8 @@ export class Breaker {
   openError(): CircuitOpenError {
     const now = this.options.clock.now();
     this.refresh(now);
-    const halfOpen = this.code === HALF_OPEN;
-    const retryAt = halfOpen ? (this.probes[0]?.expiresAt ?? now) : this.openUntil;
-    // A fast-fail happens in bursts while an origin is down, and its stack would only point
-    // into cbfetch: skip capturing it (most of the cost of making an Error).
-    const V8Error = Error as { stackTraceLimit?: number };
-    const limit = V8Error.stackTraceLimit;
-    V8Error.stackTraceLimit = 0;
-    const error = new CircuitOpenError(this.key, halfOpen ? "half-open" : "open", retryAt, now);
-    V8Error.stackTraceLimit = limit;
-    return error;
+    const retryAt = this.code === HALF_OPEN ? (this.probes[0]?.expiresAt ?? now) : this.openUntil;
+    return this.error(retryAt, now);
   }
 
   /**
@@ -192,8 +140,7 @@ export class Breaker {
     const now = this.options.clock.now();
     // Already settled (a transition or its expiry counted it): count nothing twice.
     if (!permit.probe || this.unlist(permit)) this.rejectionCount++;
-    const retryAt = Math.max(until ?? now + this.options.probeTimeoutMs, this.openUntil);
-    return new CircuitOpenError(this.key, this.code === OPEN ? "open" : "half-open", retryAt, now);
+    return this.error(Math.max(until ?? now + this.options.probeTimeoutMs, this.openUntil), now);
   }
 
   /**
@@ -255,10 +202,8 @@ export class Breaker {
   /** Closes the circuit and zeroes every counter, as if new. */
   reset(): void {
     this.close();
-    this.successCount = 0;
-    this.failureCount = 0;
-    this.rejectionCount = 0;
-    this.ignoredCount = 0;
+    this.successCount = this.failureCount = this.rejectionCount = this.ignoredCount = 0;
+    this.meter?.reset();
   }
 
   /**
@@ -291,7 +236,7 @@ export class Breaker {
       this.listener?.(this, state.state, state.state);
       return;
     }
-    this.rate?.reset();
+    this.policy?.reset();
     this.transition(code);
   }
 
@@ -339,8 +284,9 @@ export class Breaker {
         this.consecutive = 0;
         this.listener?.(this, "closed", "closed");
       }
-      // Only a time-window policy needs successes (and the clock): skip both otherwise.
-      this.rate?.success(this.options.clock.now());
+      // Only a window needs successes (and the time): skip both otherwise.
+      const policy = (this.policy ??= this.options.policy());
+      if (policy.timed) policy.success(this.options.windowClock.now());
     } else if (this.code === HALF_OPEN) {
       if (++this.probeSuccesses >= this.options.successThreshold) this.close();
     }
@@ -360,10 +306,11 @@ export class Breaker {
       this.listener?.(this, "open", "open");
       return;
     }
-    this.consecutive++;
-    const trips = this.rate
-      ? this.rate.failure(now)
-      : this.consecutive >= this.options.failureThreshold;
+    const policy = (this.policy ??= this.options.policy());
+    const trips = policy.failure(
+      policy.timed ? this.options.windowClock.now() : now,
+      ++this.consecutive,
+    );
     if (retryAt !== undefined || trips) this.open(now, retryAt, retryAt === undefined);
     else this.listener?.(this, "closed", "closed");
   }
@@ -416,9 +363,22 @@ export class Breaker {
     const counted = this.consecutive !== 0 || this.reopens !== 0;
     this.reopens = 0;
     this.consecutive = 0;
-    this.rate?.reset();
+    this.policy?.reset();
     if (this.code !== CLOSED) this.transition(CLOSED);
     else if (counted) this.listener?.(this, "closed", "closed");
+  }
+
+  /** A {@link CircuitOpenError} for a call refused now, admitted again at `retryAt`. */
+  private error(retryAt: number, now: number): CircuitOpenError {
+    // A fast-fail happens in bursts while an origin is down, and its stack would only point
+    // into cbfetch: skip capturing it (most of the cost of making an Error).
+    const V8Error = Error as { stackTraceLimit?: number };
+    const limit = V8Error.stackTraceLimit;
+    V8Error.stackTraceLimit = 0;
+    const state = this.code === HALF_OPEN ? "half-open" : "open";
+    const error = new CircuitOpenError(this.key, state, retryAt, now);
+    V8Error.stackTraceLimit = limit;
+    return error;
   }
 
   private transition(to: StateCode, cause?: FailureKind): void {

@@ -1,15 +1,18 @@
-import { reportListenerError } from "../errors.js";
+import { reportListenerError } from "../report.js";
 import { Breaker } from "./breaker.js";
+import { FailureRatePolicy } from "./failure-rate.js";
 import {
-  BREAKER_OPTION_NAMES,
-  checkKnownKeys,
-  checkObject,
-  checkType,
+  BREAKER_NUMBERS,
+  BREAKER_OTHERS,
+  badOption,
+  readGroup,
   resolveBreakerOptions,
 } from "./options.js";
 import type { BreakerOptions, CircuitState } from "./types.js";
 
-export { Breaker, Permit } from "./breaker.js";
+export { Breaker } from "./breaker.js";
+export { Permit } from "./permit.js";
+export type { Policy } from "./policy.js";
 export { systemClock } from "./clock.js";
 export type * from "./types.js";
 
@@ -28,16 +31,18 @@ export interface CreateBreakerOptions extends BreakerOptions {
  * @throws TypeError or RangeError naming the option, when an option is invalid.
  */
 export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
-  checkKnownKeys("createBreaker", checkObject("options", options), [
-    ...BREAKER_OPTION_NAMES,
-    "key",
-    "onStateChange",
-  ]);
-  const { key = "", onStateChange } = options;
-  checkType("key", key, "string");
-  checkType("onStateChange", onStateChange, "function");
+  const read = readGroup("createBreaker", options, BREAKER_NUMBERS, {
+    ...BREAKER_OTHERS,
+    key: "any",
+    onStateChange: "function",
+  });
+  const { key = "", onStateChange } = read as CreateBreakerOptions;
+  if (typeof key !== "string") badOption("key", "a string", key);
+  const resolved = resolveBreakerOptions(read);
+  const { failureRate } = resolved;
+  if (failureRate) resolved.policy = () => new FailureRatePolicy(failureRate);
   return new Breaker(
-    resolveBreakerOptions(options),
+    resolved,
     key,
     onStateChange &&
       ((breaker, from, to) => {

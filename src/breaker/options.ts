@@ -1,4 +1,6 @@
 import { systemClock } from "./clock.js";
+import { ConsecutivePolicy } from "./consecutive.js";
+import type { Policy } from "./policy.js";
 import type { BreakerOptions, Clock, FailureRateOptions } from "./types.js";
 
 /** Breaker options with every default filled in, shared by all breakers of one instance. */
@@ -14,10 +16,24 @@ export interface ResolvedBreakerOptions {
   readonly maxOpenMs: number;
   readonly jitter: number;
   readonly clock: Clock;
+  /**
+   * The time of outcomes for a windowed policy: only durations matter there, so the injected
+   * clock, or else `Date.now()` (one native read per call, where the default clock takes two).
+   */
+  readonly windowClock: Clock;
   readonly random: () => number;
+  /**
+   * Makes a breaker's policy, asked on its first counted outcome. The default policy (one for
+   * every breaker); set to the failure-rate policy where `failureRate` is, once its code is in
+   * (`createBreaker` imports it; a fetch instance loads it on demand before its first call).
+   */
+  policy: () => Policy;
 }
 
-/** A numeric option's rule: `[default, minimum, kind, maximum]`; a `null` default: required. */
+/**
+ * A numeric option's rule: `[default, minimum, kind, maximum]`. `kind`: `integer` (at least the
+ * minimum), `above` (more than it) or `at least` (the default). A `null` default: required.
+ */
 export type NumberRule = readonly [
   fallback: number | undefined | null,
   min: number,
@@ -25,13 +41,16 @@ export type NumberRule = readonly [
   max?: number,
 ];
 
+/** What an option that is not a number must be: a `typeof`, or `any` (checked on its own). */
+export type TypeRule = "function" | "boolean" | "object" | "any";
+
 /**
  * The longest delay `setTimeout` keeps (2^31 − 1 ms, about 24.8 days): a longer one overflows
  * and fires after 1 ms, so options that end up in a timer are refused above it.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Numeric breaker options. `above`: the minimum itself is not allowed. */
+/** Numeric breaker options. */
 export const BREAKER_NUMBERS: Record<string, NumberRule> = {
   failureThreshold: [5, 1, "integer"],
   successThreshold: [1, 1, "integer"],
@@ -44,6 +63,21 @@ export const BREAKER_NUMBERS: Record<string, NumberRule> = {
   jitter: [0.2, 0, "at least", 1],
 };
 
+/** The breaker's other options (`maxOpenMs` depends on `openMs`: checked on its own). */
+export const BREAKER_OTHERS: Record<string, TypeRule> = {
+  failureRate: "object",
+  maxOpenMs: "any",
+  clock: "object",
+  random: "function",
+};
+
+/** `failureRate`'s fields, all three required. */
+const FAILURE_RATE: Record<string, NumberRule> = {
+  threshold: [null, 0, "above", 1],
+  windowMs: [null, 0, "above"],
+  minimumCalls: [null, 1, "integer"],
+};
+
 /** Shows a bad value in an error message without throwing on odd inputs. */
 function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
@@ -53,7 +87,7 @@ function describe(value: unknown): string {
     : String(value);
 }
 
-/** Throws a TypeError naming the option and the value. */
+/** Throws a TypeError (or `Type`) naming the option and the value. */
 export function badOption(name: string, expected: string, value: unknown, Type = TypeError): never {
   throw new Type(`cbfetch: option "${name}" must be ${expected}, got ${describe(value)}`);
 }
@@ -78,89 +112,60 @@ export function checkNumber(name: string, value: unknown, rule: NumberRule): num
   return value;
 }
 
-/** Checks every numeric option of `rules` in `options`, with defaults; names get `prefix`. */
-export function checkNumbers(
-  rules: Record<string, NumberRule>,
-  options: object,
-  prefix = "",
-): Record<string, number> {
-  const values: Record<string, number> = {};
-  for (const [name, rule] of Object.entries(rules)) {
-    const value = (options as Record<string, unknown>)[name];
-    values[name] = checkNumber(prefix + name, value, rule) as number;
-  }
-  return values;
-}
-
 /**
- * An option that is an object of numbers (and of `others`, checked by the caller): unknown
- * keys are refused, numbers checked against `rules` as `name.field`, and copied, so later
- * changes to the caller's object cannot reach us.
+ * Reads a group of options (the top level, or one like `failureRate`): refuses names it does
+ * not know (so a typo like `failureTreshold` is not silently ignored), checks every number
+ * against its rule with its default filled in, and every other option against its type. Returns
+ * a copy (later changes to the caller's object cannot reach us). `name`: the group's name in
+ * messages; `prefix`: what its options' names get there (`"failureRate."`).
  */
-export function checkGroup(
+export function readGroup<T extends object = Record<string, unknown>>(
   name: string,
   value: unknown,
-  rules: Record<string, NumberRule>,
-  others: readonly string[] = [],
-): Record<string, unknown> {
-  const group = checkObject(name, value);
-  checkKnownKeys(name, group, [...Object.keys(rules), ...others]);
-  return { ...group, ...checkNumbers(rules, group, `${name}.`) };
-}
-
-export function checkType<T>(name: string, value: T, type: "function" | "boolean" | "string"): T {
-  if (value !== undefined && typeof value !== type) badOption(name, `a ${type}`, value);
-  return value;
-}
-
-export function checkObject(name: string, value: unknown): Record<string, unknown> {
+  numbers: Record<string, NumberRule>,
+  others: Record<string, TypeRule> = {},
+  prefix = "",
+): T {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    badOption(name, "an object", value);
+    badOption(prefix ? prefix.slice(0, -1) : "options", "an object", value);
   }
-  return value as Record<string, unknown>;
+  const group: Record<string, unknown> = { ...value };
+  for (const key of Object.keys(group)) {
+    if (!(key in numbers || key in others)) {
+      throw new TypeError(`cbfetch: unknown option "${key}" in ${name}`);
+    }
+  }
+  for (const [key, rule] of Object.entries(numbers)) {
+    group[key] = checkNumber(prefix + key, group[key], rule);
+  }
+  for (const [key, type] of Object.entries(others)) {
+    const field = group[key];
+    const ok = field === undefined || type === "any" || typeof field === type;
+    if (!ok || (type === "object" && field === null)) {
+      badOption(prefix + key, type === "object" ? "an object" : `a ${type}`, field);
+    }
+  }
+  return group as T; // checked above, field by field
 }
 
-/** Rejects keys not in `known`, so a typo like `failureTreshold` is not silently ignored. */
-export function checkKnownKeys(where: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new TypeError(`cbfetch: unknown option "${key}" in ${where}`);
-  }
-}
-
-/** Every option name of {@link BreakerOptions}. */
-export const BREAKER_OPTION_NAMES: readonly string[] = [
-  ...Object.keys(BREAKER_NUMBERS),
-  "failureRate",
-  "maxOpenMs",
-  "clock",
-  "random",
-];
-
-/** `failureRate`'s fields, all three required. */
-const FAILURE_RATE: Record<string, NumberRule> = {
-  threshold: [null, 0, "above", 1],
-  windowMs: [null, 0, "above"],
-  minimumCalls: [null, 1, "integer"],
-};
-
-/** Validates breaker options and fills in the defaults. Throws naming the bad option. */
-export function resolveBreakerOptions(options: BreakerOptions): ResolvedBreakerOptions {
-  const numbers = checkNumbers(BREAKER_NUMBERS, options) as unknown as ResolvedBreakerOptions;
-  const { failureRate, clock, random } = options;
+/** Validates breaker options (already read by {@link readGroup}) and fills in the defaults. */
+export function resolveBreakerOptions(options: Record<string, unknown>): ResolvedBreakerOptions {
+  const { failureRate, clock, random } = options as BreakerOptions;
   const rate =
-    failureRate === undefined
-      ? undefined
-      : (checkGroup("failureRate", failureRate, FAILURE_RATE) as unknown as FailureRateOptions);
-  if (clock !== undefined) checkType("clock.now", checkObject("clock", clock).now, "function");
-  const { openMs } = numbers;
+    failureRate &&
+    readGroup<FailureRateOptions>("failureRate", failureRate, FAILURE_RATE, {}, "failureRate.");
+  if (typeof clock?.now !== "function" && clock !== undefined) {
+    badOption("clock.now", "a function", clock.now);
+  }
+  const openMs = options.openMs as number;
+  const consecutive = new ConsecutivePolicy(options.failureThreshold as number);
   return {
-    ...numbers,
+    ...(options as Omit<ResolvedBreakerOptions, "policy" | "windowClock">),
     failureRate: rate,
-    maxOpenMs: checkNumber("maxOpenMs", options.maxOpenMs, [
-      Math.max(300_000, openMs),
-      openMs,
-    ]) as number,
+    maxOpenMs: checkNumber("maxOpenMs", options.maxOpenMs, [Math.max(300_000, openMs), openMs])!,
     clock: clock ?? systemClock(),
-    random: checkType("random", random, "function") ?? Math.random,
+    windowClock: clock ?? { now: () => Date.now() },
+    random: random ?? Math.random,
+    policy: () => consecutive,
   };
 }

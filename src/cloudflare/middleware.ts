@@ -1,5 +1,6 @@
 import { CircuitOpenError } from "../errors.js";
-import { create } from "../fetch/cb-fetch.js";
+import { create } from "../fetch/create.js";
+import { IMPORTS } from "../fetch/parts.js";
 import type { CircuitEvent } from "../fetch/events.js";
 import type { CbFetch } from "../fetch/types.js";
 import { optionsFromEnv } from "./env.js";
@@ -74,19 +75,23 @@ export function isolateFetch(
       DurableObjectNamespaceLike | undefined;
     const requestColo = (request as { cf?: { colo?: unknown } }).cf?.colo;
     // Without the cross-tab channel's code: Workers have no tabs.
-    instance = create({
-      ...(envPrefix === false ? {} : optionsFromEnv(env, envPrefix)),
-      ...rest,
-      store:
-        rest.store ??
-        (typeof namespace?.idFromName === "function"
-          ? durableObjectStore(namespace, {
-              scope,
-              colo: colo ?? (typeof requestColo === "string" ? requestColo : undefined),
-              locationHint,
-            })
-          : undefined),
-    });
+    // Without the cross-tab channel's code: Workers have no tabs.
+    instance = create(
+      {
+        ...(envPrefix === false ? {} : optionsFromEnv(env, envPrefix)),
+        ...rest,
+        store:
+          rest.store ??
+          (typeof namespace?.idFromName === "function"
+            ? durableObjectStore(namespace, {
+                scope,
+                colo: colo ?? (typeof requestColo === "string" ? requestColo : undefined),
+                locationHint,
+              })
+            : undefined),
+      },
+      IMPORTS,
+    );
     if (log !== false) {
       instance.addEventListener("statechange", (event: CircuitEvent) =>
         log({ key: event.key, from: event.previousState, to: event.state, retryAt: event.retryAt }),

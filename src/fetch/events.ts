@@ -1,6 +1,25 @@
 import type { CircuitState, FailureKind } from "../breaker/types.js";
-import { reportListenerError } from "../errors.js";
-import type { CircuitEventInit, CircuitEventType, RetryReason } from "./types.js";
+import { reportListenerError } from "../report.js";
+import type { RetryReason } from "../retry/types.js";
+
+/** Event types of a {@link CbFetch} instance. */
+export type CircuitEventType =
+  "statechange" | "reject" | "failure" | "success" | "storeerror" | "retry";
+
+/** Fired by a {@link CbFetch} instance. Which fields are set depends on the type. */
+export interface CircuitEventInit {
+  key: string;
+  state: CircuitState;
+  previousState?: CircuitState;
+  retryAt?: number;
+  kind?: FailureKind;
+  status?: number;
+  error?: unknown;
+  attempt?: number;
+  delayMs?: number;
+  reason?: RetryReason;
+  durationMs?: number;
+}
 
 /** An event of a {@link CbFetch} instance. */
 export class CircuitEvent extends Event {

@@ -1,18 +1,17 @@
 import {
-  BREAKER_OPTION_NAMES,
+  BREAKER_NUMBERS,
+  BREAKER_OTHERS,
   badOption,
-  checkGroup,
-  checkKnownKeys,
-  checkNumbers,
-  checkObject,
-  checkType,
   MAX_TIMER_MS,
   type NumberRule,
   type ResolvedBreakerOptions,
+  readGroup,
   resolveBreakerOptions,
+  type TypeRule,
 } from "../breaker/options.js";
+import { isFailureStatus } from "../outcome/status.js";
+import type { ResolvedRetryOptions } from "../retry/types.js";
 import type { BreakerStore } from "../shared/store.js";
-import { isFailureStatus } from "./classify.js";
 import type { CbFetchOptions } from "./types.js";
 
 /** {@link CbFetchOptions} validated, with defaults filled in. */
@@ -37,25 +36,13 @@ export interface ResolvedCbFetchOptions {
   readonly sync: string | undefined;
   /** Whether a store or sync is set. */
   readonly persisted: boolean;
-  /** Whether a key's first call waits for something: stored state, or the bulkhead's code. */
+  /** Whether a key's first call waits for something: stored state, or its bulkhead. */
   readonly preload: boolean;
   readonly loadTimeoutMs: number;
   readonly syncWaitMs: number;
-  /** Set when `retry` or `totalTimeoutMs` is: the retry module loads. */
+  /** Set when `retry` or `totalTimeoutMs` is: the retry part loads. */
   readonly retry: ResolvedRetryOptions | undefined;
   readonly totalTimeoutMs: number | undefined;
-}
-
-/** `retry` validated; `methods` and `statusCodes` are `undefined` for the defaults. */
-export interface ResolvedRetryOptions {
-  readonly limit: number;
-  readonly methods: readonly string[] | undefined;
-  readonly statusCodes: readonly number[] | undefined;
-  readonly delayMs: number;
-  readonly maxDelayMs: number;
-  readonly maxRetryAfterMs: number;
-  /** `false`: no budget. */
-  readonly budget: { ratio: number; minRetries: number; windowMs: number } | false;
 }
 
 /** Numeric options of `createCbFetch` beyond the breaker's; the `…TimeoutMs` ones are timers. */
@@ -69,60 +56,67 @@ export const FETCH_NUMBERS: Record<string, NumberRule> = {
   // How long a new instance's first call waits for the other tabs' state (with `sync`).
   syncWaitMs: [50, 0, "at least", MAX_TIMER_MS],
 };
-/** `retry`'s numbers (DESIGN §8); waits are timers. */
+
+/** The other options of `createCbFetch`; `any`: checked on their own below. */
+const FETCH_OTHERS: Record<string, TypeRule> = {
+  ...BREAKER_OTHERS,
+  fetch: "function",
+  keyOf: "function",
+  isFailure: "function",
+  fallback: "function",
+  respectRetryAfter: "boolean",
+  networkErrors: "any",
+  networkCheck: "any",
+  fallbackOrigins: "object",
+  store: "object",
+  sync: "any",
+  retry: "any",
+};
+
+/** `retry`'s numbers; waits are timers. */
 const RETRY_NUMBERS: Record<string, NumberRule> = {
   limit: [2, 0, "integer"],
   delayMs: [300, 0, "at least", MAX_TIMER_MS],
   maxDelayMs: [10_000, 0, "at least", MAX_TIMER_MS],
   maxRetryAfterMs: [60_000, 0, "at least", MAX_TIMER_MS],
 };
-const RETRY_LISTS = { methods: "string", statusCodes: "number" };
 const BUDGET_NUMBERS: Record<string, NumberRule> = {
   ratio: [0.2, 0],
   minRetries: [3, 0, "integer"],
   windowMs: [10_000, 0, "above"],
 };
-const FUNCTIONS = ["fetch", "keyOf", "isFailure", "fallback"] as const;
-
-const OPTION_NAMES = [
-  ...BREAKER_OPTION_NAMES,
-  ...Object.keys(FETCH_NUMBERS),
-  ...FUNCTIONS,
-  "respectRetryAfter",
-  "networkErrors",
-  "networkCheck",
-  "fallbackOrigins",
-  "store",
-  "sync",
-  "retry",
-];
 
 /** Validates `createCbFetch` options; throws a TypeError or RangeError naming the bad one. */
 export function resolveCbFetchOptions(options: CbFetchOptions): ResolvedCbFetchOptions {
-  checkKnownKeys("createCbFetch", checkObject("options", options), OPTION_NAMES);
-  for (const name of FUNCTIONS) checkType(name, options[name], "function");
-  const { fallbackOrigins, respectRetryAfter = true, store } = options;
-  const sync = resolveSync(options.sync);
+  const read = readGroup(
+    "createCbFetch",
+    options,
+    { ...BREAKER_NUMBERS, ...FETCH_NUMBERS },
+    FETCH_OTHERS,
+  );
+  const { fallbackOrigins, store, retry, totalTimeoutMs } = read as CbFetchOptions;
+  const sync = resolveSync(read.sync);
   const persisted = store !== undefined || sync !== undefined;
+  if (store) for (const name of ["load", "save"]) checkMethod(store, name, "store");
   return {
-    ...(checkNumbers(FETCH_NUMBERS, options) as unknown as ResolvedCbFetchOptions),
-    breaker: resolveBreakerOptions(options),
-    fetch: options.fetch,
-    keyOf: options.keyOf,
-    isFailure: options.isFailure ?? isFailureStatus,
-    respectRetryAfter: checkType("respectRetryAfter", respectRetryAfter, "boolean"),
-    ...resolveNetwork(options.networkErrors, options.networkCheck),
-    fallback: options.fallback,
+    ...(read as unknown as ResolvedCbFetchOptions),
+    breaker: resolveBreakerOptions(read),
+    isFailure: (read.isFailure as ResolvedCbFetchOptions["isFailure"]) ?? isFailureStatus,
+    respectRetryAfter: read.respectRetryAfter !== false,
+    ...resolveNetwork(read.networkErrors, read.networkCheck),
     fallbackOrigins: fallbackOrigins && resolveFallbackOrigins(fallbackOrigins),
-    store: store && checkStore(store),
     retry:
-      options.retry === undefined && options.totalTimeoutMs === undefined
-        ? undefined
-        : resolveRetry(options.retry ?? 0),
+      retry === undefined && totalTimeoutMs === undefined ? undefined : resolveRetry(retry ?? 0),
     sync,
     persisted,
-    preload: persisted || options.maxConcurrent !== undefined,
+    preload: persisted || read.maxConcurrent !== undefined,
   };
+}
+
+/** Throws unless `object[name]` is a function. */
+function checkMethod(object: object, name: string, where: string): void {
+  const method = (object as Record<string, unknown>)[name];
+  if (typeof method !== "function") badOption(`${where}.${name}`, "a function", method);
 }
 
 /**
@@ -144,21 +138,29 @@ function resolveNetwork(errors: unknown, check: unknown) {
     badOption("networkErrors", '"count" or "verify"', errors);
   }
   const page = globalThis.location?.href;
-  let url: URL | undefined;
-  if (check === undefined) {
-    url = page === undefined ? undefined : new URL("/", page);
-  } else if (check !== false) {
-    try {
-      url = new URL(check as string, page);
-    } catch {}
-    if (typeof check !== "string" || !/^https?:$/.test(url?.protocol ?? "")) {
-      badOption("networkCheck", "an http(s) URL or false", check);
-    }
-  }
   return {
     networkErrors: (errors ?? (inBrowser() ? "verify" : "count")) as "count" | "verify",
-    networkCheck: url && /^https?:$/.test(url.protocol) ? url.href : undefined,
+    networkCheck:
+      check === false
+        ? undefined
+        : check === undefined
+          ? page && httpUrl("", "/", page)?.href
+          : httpUrl("networkCheck", check, page)?.href,
   };
+}
+
+/**
+ * `value` as an http(s) URL (resolved against `base`); throws naming `name` unless it is one
+ * (with no `name`: `undefined` instead).
+ */
+function httpUrl(name: string, value: unknown, base?: string): URL | undefined {
+  let url: URL | undefined;
+  try {
+    url = new URL(value as string, base);
+  } catch {}
+  if (typeof value === "string" && /^https?:$/.test(url?.protocol ?? "")) return url;
+  if (name) badOption(name, "an http(s) URL", value);
+  return undefined;
 }
 
 /** `sync` as a channel name; `undefined` when off, or where there is no BroadcastChannel. */
@@ -173,55 +175,42 @@ function resolveSync(value: unknown): string | undefined {
 
 /**
  * `retry`: a limit, or an object of numbers, two lists and a budget (an object, or `false`).
- * Defaults of the lists are filled in by the retry module, which also upper-cases `methods`.
+ * Defaults of the lists are filled in by the retry part, which also upper-cases `methods`.
  */
 function resolveRetry(value: unknown): ResolvedRetryOptions {
-  const retry = checkGroup(
+  const lists = { methods: "string", statusCodes: "number" };
+  const retry = readGroup(
     "retry",
     typeof value === "number" ? { limit: value } : value,
     RETRY_NUMBERS,
-    Object.keys(RETRY_LISTS).concat("budget"),
+    { methods: "any", statusCodes: "any", budget: "any" },
+    "retry.",
   );
-  for (const [name, type] of Object.entries(RETRY_LISTS)) {
+  for (const [name, type] of Object.entries(lists)) {
     const list = retry[name];
     if (list !== undefined && !(Array.isArray(list) && list.every((v) => typeof v === type)))
       badOption(`retry.${name}`, `an array of ${type}s`, list);
   }
-  if (retry.budget !== false)
-    retry.budget = checkGroup("retry.budget", retry.budget ?? {}, BUDGET_NUMBERS);
-  return retry as unknown as ResolvedRetryOptions;
-}
-
-function checkStore(store: unknown): BreakerStore {
-  const methods = checkObject("store", store);
-  for (const name of ["load", "save"]) {
-    if (typeof methods[name] !== "function")
-      badOption(`store.${name}`, "a function", methods[name]);
+  if (retry.budget !== false) {
+    retry.budget = readGroup(
+      "retry.budget",
+      retry.budget ?? {},
+      BUDGET_NUMBERS,
+      {},
+      "retry.budget.",
+    );
   }
-  return store as BreakerStore;
+  return retry as unknown as ResolvedRetryOptions;
 }
 
 /** Checks that every key and alternate is an http(s) origin, and normalizes them. */
 function resolveFallbackOrigins(value: unknown): Map<string, readonly string[]> {
   const result = new Map<string, readonly string[]>();
-  for (const [from, alternates] of Object.entries(checkObject("fallbackOrigins", value))) {
+  for (const [from, alternates] of Object.entries(value as object)) {
     const name = `fallbackOrigins[${JSON.stringify(from)}]`;
     if (!Array.isArray(alternates)) badOption(name, "an array", alternates);
-    result.set(
-      toOrigin(name, from),
-      alternates.map((origin) => toOrigin(name, origin)),
-    );
+    const origin = (url: unknown) => (httpUrl(name, url) as URL).origin;
+    result.set(origin(from), alternates.map(origin));
   }
   return result;
-}
-
-function toOrigin(name: string, value: unknown): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(value as string);
-  } catch {}
-  if (typeof value !== "string" || !/^https?:$/.test(url?.protocol ?? "")) {
-    badOption(name, "http(s) origins", value);
-  }
-  return (url as URL).origin;
 }

@@ -2,7 +2,12 @@ import type { Breaker } from "../breaker/breaker.js";
 import type { BreakerOptions, BreakerStats, CircuitState, FailureKind } from "../breaker/types.js";
 import type { BulkheadFullError, CircuitOpenError } from "../errors.js";
 import type { BreakerStore } from "../shared/store.js";
-import type { CircuitEvent } from "./events.js";
+import type { CircuitEvent, CircuitEventType } from "./events.js";
+
+import type { RetryOptions } from "../retry/types.js";
+
+export type { CircuitEventInit, CircuitEventType } from "./events.js";
+export type { RetryBudgetOptions, RetryOptions, RetryReason } from "../retry/types.js";
 
 /** Options of {@link createCbFetch}: every breaker option, plus how requests are guarded. */
 export interface CbFetchOptions extends BreakerOptions {
@@ -125,93 +130,6 @@ export interface CbFetchOptions extends BreakerOptions {
   totalTimeoutMs?: number;
 }
 
-/** How {@link CbFetchOptions.retry} retries. */
-export interface RetryOptions {
-  /**
-   * Retries after the first attempt.
-   * @default 2
-   */
-  limit?: number;
-  /**
-   * Methods retried. POST and PATCH (or any method not listed) are retried too when the request
-   * carries an `Idempotency-Key` header; a `ReadableStream` body never is.
-   * @default ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
-   */
-  methods?: readonly string[];
-  /**
-   * Response statuses retried. Network errors and cbfetch's own `timeoutMs` are retried too.
-   * @default [408, 429, 500, 502, 503, 504]
-   */
-  statusCodes?: readonly number[];
-  /**
-   * Base of the exponential backoff: the n-th retry (from 0) waits a random time in
-   * [0, min(maxDelayMs, delayMs · 2^n)) (full jitter).
-   * @default 300
-   */
-  delayMs?: number;
-  /**
-   * Ceiling of a backoff wait, in milliseconds.
-   * @default 10000
-   */
-  maxDelayMs?: number;
-  /**
-   * A 429 or 503 with `Retry-After` is retried after exactly that long when it is at most this
-   * many milliseconds; a longer one returns the response at once.
-   * @default 60000
-   */
-  maxRetryAfterMs?: number;
-  /**
-   * Retries per key may not exceed `minRetries` + `ratio` × first attempts over the last
-   * `windowMs`; past it, a failure is returned at once. `false` turns the budget off.
-   * @default { ratio: 0.2, minRetries: 3, windowMs: 10000 }
-   */
-  budget?: RetryBudgetOptions | false;
-}
-
-/** The retry budget of {@link RetryOptions.budget}. */
-export interface RetryBudgetOptions {
-  /**
-   * Retries allowed per first attempt, on top of `minRetries`.
-   * @default 0.2
-   */
-  ratio?: number;
-  /**
-   * Retries always allowed per window, so a quiet key can still retry.
-   * @default 3
-   */
-  minRetries?: number;
-  /**
-   * The sliding window over which attempts and retries are counted, in milliseconds.
-   * @default 10000
-   */
-  windowMs?: number;
-}
-
-/** Fired by a {@link CbFetch} instance. Which fields are set depends on the type. */
-export interface CircuitEventInit {
-  key: string;
-  state: CircuitState;
-  previousState?: CircuitState;
-  retryAt?: number;
-  kind?: FailureKind;
-  status?: number;
-  error?: unknown;
-  attempt?: number;
-  delayMs?: number;
-  reason?: RetryReason;
-  durationMs?: number;
-}
-
-/** Event types of a {@link CbFetch} instance. */
-export type CircuitEventType =
-  "statechange" | "reject" | "failure" | "success" | "storeerror" | "retry";
-
-/**
- * Why a request is retried: a network error, cbfetch's own `timeoutMs`, or a status of
- * `retry.statusCodes`.
- */
-export type RetryReason = "error" | "timeout" | "status";
-
 /** A breaker's stats with its key: one row of {@link CbFetch.snapshot}. */
 export interface BreakerSnapshot extends BreakerStats {
   key: string;
@@ -272,6 +190,8 @@ export interface CbFetchInstance {
    * it. @internal
    */
   _timeCalls(): { ready: Promise<void>; stop(): void };
+  /** Retries per key, for `snapshot()`: set by the retry budgets once an instance has them. @internal */
+  _retries: ((key: string) => number) | undefined;
   /**
    * Writes pending changes to the store now. In a Worker, pass it to `ctx.waitUntil` so writes
    * outlive the response (the Workers middleware does this for you).

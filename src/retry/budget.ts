@@ -1,23 +1,19 @@
 import type { Clock } from "../breaker/types.js";
-import type { BreakerSnapshot, RetryBudgetOptions } from "../fetch/types.js";
+import { Window } from "../breaker/window.js";
+import type { RetryBudgetOptions } from "./types.js";
 
 /** {@link RetryBudgetOptions} with every field set. */
 export type BudgetOptions = Required<RetryBudgetOptions>;
 
-const BUCKETS = 10;
 const DEFAULTS: BudgetOptions = { ratio: 0.2, minRetries: 3, windowMs: 10_000 };
 
 /**
  * One key's retry budget: retries may not exceed `minRetries` + `ratio` × first attempts over
- * the last `windowMs`. Both counts are kept in a ring of 10 buckets with running totals, like
- * the failure-rate window: O(1) per call, no timers.
+ * the last `windowMs`, counted in a sliding window (O(1) per call, no timers).
  */
 export class RetryBudget {
-  readonly #firsts = new Uint32Array(BUCKETS);
-  readonly #retried = new Uint32Array(BUCKETS);
-  #bucket = -1;
-  #totalFirsts = 0;
-  #totalRetried = 0;
+  /** `a`: first attempts, `b`: retries; made with the budget's window on first use. */
+  #window: Window | undefined;
   /** Retries taken since this budget was made (the `retries` counter of stats). */
   retries = 0;
 
@@ -25,10 +21,7 @@ export class RetryBudget {
 
   /** Counts a first attempt (a logical request). */
   first(): void {
-    const slot = this.#advance();
-    if (slot < 0) return;
-    this.#firsts[slot]!++;
-    this.#totalFirsts++;
+    this.#count(1, 0);
   }
 
   /**
@@ -37,44 +30,23 @@ export class RetryBudget {
    */
   take(peek?: boolean): boolean {
     const { options } = this.owner;
-    const slot = this.#advance();
-    if (
-      options !== false &&
-      this.#totalRetried + 1 > options.minRetries + options.ratio * this.#totalFirsts
-    )
-      return false;
-    if (peek) return true;
-    if (slot >= 0) {
-      this.#retried[slot]!++;
-      this.#totalRetried++;
+    if (options !== false) {
+      const window = this.#count(0, 0) as Window;
+      if (window.b + 1 > options.minRetries + options.ratio * window.a) return false;
     }
+    if (peek) return true;
+    this.#count(0, 1);
     this.retries++;
     return true;
   }
 
-  /**
-   * The current bucket's slot after clearing those the window moved past; -1 with no budget.
-   * A clock that jumps (back, or a new one: see {@link RetryBudgets.clock}) starts afresh.
-   */
-  #advance(): number {
+  /** Adds to the window (none without a budget); returns it. */
+  #count(firsts: number, retries: number): Window | undefined {
     const { options, clock } = this.owner;
-    if (options === false) return -1;
-    const bucket = Math.floor(clock.now() / (options.windowMs / BUCKETS));
-    const steps = bucket - this.#bucket;
-    if (steps > 0 && steps < BUCKETS) {
-      for (let i = 0; i < steps; i++) {
-        const slot = (bucket - i) % BUCKETS;
-        this.#totalFirsts -= this.#firsts[slot]!;
-        this.#totalRetried -= this.#retried[slot]!;
-        this.#firsts[slot] = this.#retried[slot] = 0;
-      }
-    } else if (steps) {
-      this.#firsts.fill(0);
-      this.#retried.fill(0);
-      this.#totalFirsts = this.#totalRetried = 0;
-    }
-    this.#bucket = bucket;
-    return bucket % BUCKETS;
+    if (options === false) return undefined;
+    this.#window ??= new Window(options.windowMs);
+    this.#window.add(clock.now(), firsts, retries);
+    return this.#window;
   }
 }
 
@@ -121,18 +93,15 @@ const INSTANCES = new WeakMap<object, RetryBudgets>();
 
 /**
  * The budgets of a fetch instance, made on first use. A cbfetch instance's `snapshot()` rows
- * then carry a `retries` counter.
+ * then carry a `retries` counter (through its `_retries` hook).
  */
 export function budgetsOf(instance: object): RetryBudgets {
   let budgets = INSTANCES.get(instance);
   if (budgets === undefined) {
-    const made = new RetryBudgets();
-    const target = instance as { snapshot?: () => BreakerSnapshot[] };
-    const snapshot = target.snapshot;
-    if (typeof snapshot === "function") {
-      target.snapshot = () => snapshot().map((row) => ({ ...row, retries: made.retries(row.key) }));
-    }
-    INSTANCES.set(instance, (budgets = made));
+    const made = (budgets = new RetryBudgets());
+    INSTANCES.set(instance, made);
+    const host = instance as { _retries?: unknown };
+    if ("_retries" in host) host._retries = (key: string) => made.retries(key);
   }
   return budgets;
 }

@@ -1,23 +1,74 @@
-import { initWith } from "../fetch/init-with.js";
-import { isCallersMistake, refusedRedirect } from "../fetch/mistakes.js";
+import type { Clock } from "../breaker/types.js";
+import type { isRefusal } from "../errors.js";
+import type { Timeout } from "../guards/timeout.js";
+import type { isCallersMistake, refusedRedirect } from "../outcome/mistakes.js";
+import type { retryAfterMs } from "../outcome/status.js";
+import type { FetchInput, initWith, isRequest, signalOf, urlOf } from "../request.js";
 import { budgetsOf } from "./budget.js";
-import type { CircuitEvents } from "../fetch/events.js";
-import type { ResolvedCbFetchOptions } from "../fetch/options.js";
-import type { CbFetch, CircuitEventInit, RetryReason } from "../fetch/types.js";
+import type { ResolvedRetryOptions, RetryReason } from "./types.js";
 
-type FetchInput = RequestInfo | URL;
 type Call = (input: FetchInput, init?: RequestInit) => Promise<Response>;
 
-/** What the retry loop takes from the core (passed in: importing it would split the core). */
-export interface RetryKit {
+/**
+ * What the retry loop reads of its instance's core (the core's own object, typed here by what
+ * this part needs of it, so it imports nothing of the wrapper).
+ */
+export interface RetryCore {
+  readonly config: {
+    readonly retry?: ResolvedRetryOptions | undefined;
+    readonly totalTimeoutMs: number | undefined;
+    /** At most this many keys get a budget. */
+    readonly maxBreakers: number;
+    readonly breaker: {
+      readonly clock: Clock;
+      readonly random: () => number;
+      readonly halfOpenMaxProbes: number;
+    };
+  };
+  /** `timeoutMs`'s deadline, for `totalTimeoutMs` (missing: attempts go unbounded). */
+  readonly parts: { readonly timeout?: { readonly Timeout: typeof Timeout } | undefined };
+  /** Where a fired deadline's signal goes: the core then counts that abort as a timeout. */
+  readonly deadlines: WeakSet<AbortSignal>;
+  /** Inits of retries: the core gives a refused one no fallback. */
+  readonly retries: WeakSet<object>;
+  readonly events: { emit(type: "retry", init: RetryEventInit): void };
+  readonly registry: { get(key: string): { readonly breaker: RetriedBreaker } };
+  /**
+   * The core's own helpers, handed over: a part that imported them would split them into a
+   * chunk of their own, one more for every app to load.
+   */
+  readonly kit: {
+    isRefusal: typeof isRefusal;
+    isCallersMistake: typeof isCallersMistake;
+    refusedRedirect: typeof refusedRedirect;
+    retryAfterMs: typeof retryAfterMs;
+    initWith: typeof initWith;
+    isRequest: typeof isRequest;
+    signalOf: typeof signalOf;
+    urlOf: typeof urlOf;
+  };
+  /** One attempt: an ordinary call through the breaker. */
+  call: Call;
   /** The key guarding a request, or `undefined` when it passes through. */
   keyFor(url: string, input: FetchInput, init: RequestInit | undefined): string | undefined;
-  urlOf(input: FetchInput): string;
-  retryAfterMs(value: string | null, wallNow: number): number | undefined;
-  /** Where a fired deadline's signal goes: the core then counts that abort as a timeout. */
-  deadlines: WeakSet<AbortSignal>;
-  /** Inits of retries: the core gives a refused one no fallback. */
-  retries: WeakSet<object>;
+  /** Where the instance's calls go once retries are in. */
+  retrying: Call | undefined;
+}
+
+/** What the loop reads of a key's breaker: whether it would refuse a retry, and when not. */
+interface RetriedBreaker {
+  readonly state: string;
+  readonly retryAt: number | undefined;
+  readonly stats: { probesInFlight: number };
+}
+
+/** A `retry` event's fields. */
+interface RetryEventInit {
+  key: string;
+  state: "closed" | "open" | "half-open";
+  attempt: number;
+  delayMs: number;
+  reason: RetryReason;
 }
 
 const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
@@ -29,28 +80,27 @@ const STATUSES = [408, 429, 500, 502, 503, 504];
 type Outcome = { response: Response } | { error: unknown };
 
 /**
- * `createCbFetch`'s `retry` and `totalTimeoutMs` (DESIGN §8). The core loads this module with
- * `import()` only when one of them is set, and hands it what it needs from the core as
- * arguments (importing the core's modules would split the core into more chunks, which costs
- * bytes); it imports only other modules the core loads on demand.
- * Returns the instance's call: every attempt is an ordinary call of `cb`, through the breaker.
+ * `createCbFetch`'s `retry` and `totalTimeoutMs`: retries of idempotent requests, within a
+ * budget per key. The core loads this module only when one of them is set. Returns the
+ * instance's call: every attempt is an ordinary call through the breaker.
  */
-export function retrier(
-  config: ResolvedCbFetchOptions,
-  cb: Call,
-  instance: CbFetch,
-  kit: RetryKit,
-): Call {
-  const { keyFor, urlOf, retryAfterMs, deadlines, retries } = kit;
+/** Hooks retries into a fetch instance (which loads this part for `retry` or `totalTimeoutMs`). */
+export function install(core: RetryCore, instance: object): void {
+  core.retrying = retrier(core, instance);
+}
+
+export function retrier(core: RetryCore, instance: object): Call {
+  const { config, deadlines, retries, registry } = core;
   const retry = config.retry!;
   const { totalTimeoutMs } = config;
   const { clock, random, halfOpenMaxProbes } = config.breaker;
+  const cb = core.call;
+  // Attempts are bounded by `totalTimeoutMs` with `timeoutMs`'s code, which the core loads first.
+  const Bound = totalTimeoutMs === undefined ? undefined : core.parts.timeout?.Timeout;
+  const { isRefusal, isCallersMistake, refusedRedirect, retryAfterMs } = core.kit;
+  const { initWith, isRequest, signalOf, urlOf } = core.kit;
   const methods = retry.methods?.map((method) => method.toUpperCase()) ?? IDEMPOTENT;
   const statuses = retry.statusCodes ?? STATUSES;
-  // `totalTimeoutMs` bounds each attempt with `timeoutMs`'s code, loaded only when it is set (if
-  // it cannot load, attempts go unbounded; waits are still bounded).
-  const timeouts =
-    totalTimeoutMs === undefined ? undefined : import("../fetch/timeout.js").catch(() => {});
   const budgets = budgetsOf(instance);
   budgets.options = retry.budget;
   budgets.clock = clock;
@@ -58,7 +108,7 @@ export function retrier(
 
   /** Whether the breaker would refuse a call now (checked so a refused retry gets no fallback). */
   function refuses(key: string): boolean {
-    const breaker = instance.breaker(key);
+    const breaker = registry.get(key).breaker;
     const state = breaker.state;
     return (
       state === "open" ||
@@ -71,7 +121,6 @@ export function retrier(
     const signal = signalOf(input, init);
     const deadline = totalTimeoutMs === undefined ? Infinity : clock.now() + totalTimeoutMs;
     const budget = budgets.for(key);
-    const Bound = (await timeouts)?.Timeout;
     let last: Outcome | undefined;
     for (let attempt = 0; ; attempt++) {
       // The caller's Request is read by the last attempt only; earlier ones send a copy.
@@ -79,7 +128,7 @@ export function retrier(
         attempt < limit && isRequest(input) && input.body !== null ? input.clone() : input;
       // An attempt it aborts is a timeout, like one `timeoutMs` aborts.
       const bound = Bound && new Bound(key, Math.ceil(deadline - clock.now()), signal, deadlines);
-      let sentInit = bound ? bound.init(sent, init) : init;
+      let sentInit = bound ? initWith(init, bound.fields(sent, init)) : init;
       if (attempt > 0) retries.add((sentInit = initWith(sentInit, {})));
       let outcome: Outcome;
       try {
@@ -116,19 +165,13 @@ export function retrier(
       // No retry left, a Retry-After too long, no time left, or no budget: this outcome, at once.
       if (delayMs === undefined || clock.now() + delayMs >= deadline || !budget.take())
         return settle(outcome);
-      const event: CircuitEventInit = {
-        key,
-        state: instance.state(key),
-        attempt: attempt + 1,
-        delayMs,
-        reason,
-      };
-      (instance.events as CircuitEvents).emit("retry", event);
+      const state = registry.get(key).breaker.state as RetryEventInit["state"];
+      core.events.emit("retry", { key, state, attempt: attempt + 1, delayMs, reason });
       try {
         await sleep(delayMs, signal);
         // A Retry-After waited exactly: timers may fire a moment before the breaker's clock
         // says the open time is over, so wait that moment too (the retry is its probe).
-        const due = (instance.breaker(key).retryAt ?? 0) - clock.now();
+        const due = (registry.get(key).breaker.retryAt ?? 0) - clock.now();
         if (due > 0 && due <= DUE_MARGIN_MS) await sleep(due, signal);
       } catch (abort) {
         if ("response" in outcome) cancel(outcome.response);
@@ -154,21 +197,16 @@ export function retrier(
   return (input, init) => {
     let key: string | undefined;
     try {
-      key = keyFor(urlOf(input), input, init);
+      key = core.keyFor(urlOf(input), input, init);
     } catch {}
     // Not guarded, or the caller's own mistake (cb rethrows it): no retry, not counted.
     if (key === undefined) return cb(input, init);
     if (!budgets.counted.has(input as object)) budgets.for(key).first();
-    const limit = retry.limit > 0 && replayable(input, init, methods) ? retry.limit : 0;
+    const request = isRequest(input) ? input : undefined;
+    const limit = retry.limit > 0 && replayable(request, init, methods) ? retry.limit : 0;
     if (limit === 0 && totalTimeoutMs === undefined) return cb(input, init);
     return run(key, limit, input, init);
   };
-}
-
-/** A refusal by the breaker or the bulkhead (matched by name: their classes live in the core). */
-function isRefusal(error: unknown): boolean {
-  const name = (error as Error | undefined)?.name;
-  return name === "CircuitOpenError" || name === "BulkheadFullError";
 }
 
 function cancel(response: Response): void {
@@ -191,8 +229,11 @@ function isRetriable(error: unknown): boolean {
  * body that can still be cloned. A stream, an async iterable or anything else is read once:
  * never retried, whatever its type.
  */
-function replayable(input: FetchInput, init: RequestInit | undefined, methods: readonly string[]) {
-  const request = isRequest(input) ? input : undefined;
+function replayable(
+  request: Request | undefined,
+  init: RequestInit | undefined,
+  methods: readonly string[],
+) {
   try {
     if (init?.body !== undefined) {
       if (!copied(init.body)) return false;
@@ -219,14 +260,6 @@ function copied(body: unknown): boolean {
       return typeof type === "function" && body instanceof type;
     })
   );
-}
-
-function isRequest(value: unknown): value is Request {
-  return typeof value === "object" && typeof (value as { url?: unknown } | null)?.url === "string";
-}
-
-function signalOf(input: FetchInput, init: RequestInit | undefined): AbortSignal | undefined {
-  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
 }
 
 /** Waits `ms`, or rejects with the signal's reason as soon as the caller aborts. */

@@ -1,31 +1,13 @@
-import type { Breaker } from "../breaker/breaker.js";
 import type { CircuitState, Clock } from "../breaker/types.js";
+import type { Entry, Registry } from "../keys/registry.js";
 import { isOpen, sameRecord } from "./compare.js";
 import { type BreakerRecord, mergeRecords, RECORD_VERSION } from "./record.js";
 import { copyRecord, recordProblem } from "./validate.js";
 
+export type { Entry, Registry } from "../keys/registry.js";
+
 /** Reports a storage or channel problem for a key (`""`: the instance as a whole). */
 export type Report = (key: string, error: unknown) => void;
-
-/** What shared state needs of a key's entry in the instance's registry. */
-export interface Entry {
-  readonly breaker: Breaker;
-  /** This module's bookkeeping for the key; the registry never reads it. */
-  shared: unknown;
-  /** Whether the key's stored state has been looked for. */
-  loaded: boolean;
-  /** That look-up, while it runs (cleared to look again). */
-  hydrating?: unknown;
-}
-
-/** What shared state needs of the instance's registry of breakers. */
-export interface Registry {
-  /** The entry for `key`, created when new. */
-  get(key: string): Entry;
-  /** The entry for `key` if it exists. */
-  peek(key: string): Entry | undefined;
-  values(): Iterable<Entry>;
-}
 
 /** What this module keeps per key, in `Entry.shared`. */
 interface SharedEntry {

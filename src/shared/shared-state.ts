@@ -1,4 +1,5 @@
-import type { Breaker, Permit } from "../breaker/breaker.js";
+import type { Breaker } from "../breaker/breaker.js";
+import type { Permit } from "../breaker/permit.js";
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
 import type { CircuitOpenError } from "../errors.js";
 import type { CircuitState } from "../breaker/types.js";
@@ -7,8 +8,15 @@ import { Pipeline } from "./pipeline.js";
 import { type Entry, type Registry, type Report, Replica } from "./replica.js";
 import type { BreakerStore, ProbeLease } from "./store.js";
 
-/** A request as the core's steps take it: its URL, input and init. */
-type Request3 = [url: string, input: RequestInfo | URL, init: RequestInit | undefined];
+/** What a half-open probe needs of its call (the core's `Call`). */
+export interface ProbeCall {
+  /** Sends the call through `breaker` on `permit`. */
+  send(breaker: Breaker, permit: Permit): Promise<Response>;
+  /** Asks the breaker again: a refusal brought news of a close, so a closed-state call. */
+  decide(entry: Entry): Promise<Response>;
+  /** Refuses the call with `error`. */
+  refuse(entry: Entry, error: CircuitOpenError): Promise<Response>;
+}
 
 /**
  * Takes a shared half-open probe slot: a release function, or, when another context holds
@@ -87,18 +95,9 @@ export class SharedState {
   /**
    * A half-open probe where several contexts share a breaker: it also needs one of the shared
    * probe slots, a Durable Object lease (Workers) or a Web Lock (tabs). Here rather than in the
-   * core, which hands over its own steps: only instances with a store or sync get here.
+   * core: only instances with a store or sync get here.
    */
-  async probe<E extends Entry>(
-    entry: E,
-    permit: Permit,
-    url: string,
-    input: RequestInfo | URL,
-    init: RequestInit | undefined,
-    attempt: (breaker: Breaker, permit: Permit, ...request: Request3) => Promise<Response>,
-    guarded: (entry: E, ...request: Request3) => Promise<Response>,
-    refuse: (entry: E, ...refused: [...Request3, CircuitOpenError]) => Promise<Response>,
-  ): Promise<Response> {
+  async probe(call: ProbeCall, entry: Entry, permit: Permit): Promise<Response> {
     const { breaker } = entry;
     let release: (() => void) | number;
     try {
@@ -111,11 +110,11 @@ export class SharedState {
     if (typeof release === "number") {
       // Unless the refusal brought news that the origin works: then a closed-state call (the
       // probe permit, stale since that close, is dropped uncounted: this is one call).
-      if (breaker.state === "closed") return guarded(entry, url, input, init);
-      return refuse(entry, url, input, init, breaker._refuse(permit, release));
+      if (breaker.state === "closed") return call.decide(entry);
+      return call.refuse(entry, breaker._refuse(permit, release));
     }
     try {
-      return await attempt(breaker, permit, url, input, init);
+      return await call.send(breaker, permit);
     } finally {
       release();
     }
@@ -200,4 +199,27 @@ function leaseGate(store: LeasingStore, replica: Replica, leaseMs: number): Prob
     refused.set(key, lease.until);
     return lease.until;
   };
+}
+
+/** What the shared state reads of its instance's core, and where it puts itself. */
+export interface SharingCore {
+  readonly config: SharedOptions;
+  readonly registry: Registry;
+  report: Report;
+  /** The cross-tab channel's code, where `sync` is set (and the platform has BroadcastChannel). */
+  readonly parts: { readonly channel?: { readonly Channel: typeof Channel } | undefined };
+  /** The `setTimeout` of the instance's creation (for the channel's join wait). */
+  readonly wait: typeof setTimeout;
+  shared: SharedState | undefined;
+  /** Changes made before this code was in, in order: they are stored and sent now. */
+  unshared: Array<[Entry, CircuitState, CircuitState]> | undefined;
+}
+
+/** Hooks shared state into a fetch instance (which loads this part for `store` or `sync`). */
+export function install(core: SharingCore): void {
+  const { config, registry, report, wait } = core;
+  const shared = new SharedState(config, registry, report, core.parts.channel?.Channel, wait);
+  core.shared = shared;
+  for (const [entry, from, to] of core.unshared ?? []) shared.changed(entry, from, to);
+  core.unshared = undefined;
 }

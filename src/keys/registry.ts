@@ -1,6 +1,6 @@
 import { Breaker, type TransitionListener } from "../breaker/breaker.js";
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
-import type { Bulkhead } from "./bulkhead.js";
+import type { Bulkhead } from "../guards/bulkhead.js";
 import { originOf } from "./key.js";
 
 /** One key's breaker, its optional bulkhead, and what the registry and the store track. */

@@ -68,10 +68,3 @@ export function originOf(url: string): string | undefined {
     return undefined;
   }
 }
-
-/** The URL string of anything `fetch` accepts: a string, a `Request`, a `URL` or any stringifier. */
-export function urlOf(input: RequestInfo | URL): string {
-  if (typeof input === "string") return input;
-  const url = (input as { url?: unknown }).url;
-  return typeof url === "string" ? url : String(input);
-}

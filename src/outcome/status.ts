@@ -34,22 +34,3 @@ export function retryAfterMs(value: string | null, wallNow: number): number | un
   else return undefined;
   return delay > 0 ? delay : undefined;
 }
-
-/** The request method, upper-cased, from `init` or a `Request`. */
-export function methodOf(input: RequestInfo | URL, init: RequestInit | undefined): string {
-  const method = init?.method ?? (input as { method?: unknown }).method;
-  return typeof method === "string" ? method.toUpperCase() : "GET";
-}
-
-/** The caller's signal: `init`'s, or the `Request`'s. */
-export function signalOf(
-  input: RequestInfo | URL,
-  init: RequestInit | undefined,
-): AbortSignal | undefined {
-  return init?.signal ?? (isRequest(input) ? input.signal : undefined) ?? undefined;
-}
-
-/** Whether `value` is a `Request` (or looks like one: fetch reads them by their fields). */
-export function isRequest(value: unknown): value is Request {
-  return typeof value === "object" && typeof (value as { url?: unknown } | null)?.url === "string";
-}

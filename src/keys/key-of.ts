@@ -1,11 +1,10 @@
+import type { FetchInput } from "../request.js";
 import type { Entry, Registry } from "./registry.js";
-
-type FetchInput = RequestInfo | URL;
 
 /**
  * The entry guarding a request under a `keyOf` option, or `undefined` to pass the request
  * through untouched (a URL fetch will reject). `createCbFetch` loads this module only when
- * `keyOf` is set (it imports nothing, so no code is shared with the core's chunk).
+ * `keyOf` is set.
  */
 export function keyedEntry(
   keyOf: (request: Request) => string,

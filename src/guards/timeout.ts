@@ -1,5 +1,3 @@
-import { initWith } from "./init-with.js";
-
 /**
  * Per caller signal, the deadlines that follow it: one listener per signal however many calls
  * share it (a page-wide signal, say), so no listener piles up and Node never warns of a leak.
@@ -79,11 +77,11 @@ export class Timeout {
   }
 
   /**
-   * `init` with this deadline's signal (every other field as the caller gave it). A `Request`'s
-   * referrer and referrer policy are passed on too: fetch resets both for a `Request` given
-   * any init of its own.
+   * The fields to put into the call's init (the core does, over the caller's own): this
+   * deadline's signal, and a `Request`'s referrer and referrer policy, which fetch resets for a
+   * `Request` given any init of its own.
    */
-  init(input: RequestInfo | URL, init: RequestInit | undefined): RequestInit {
+  fields(input: RequestInfo | URL, init: RequestInit | undefined): RequestInit {
     const fields: RequestInit = { signal: this.signal };
     const request = input as Partial<Request>;
     if (typeof request.referrer === "string" && !hasField(init, "referrer")) {
@@ -92,7 +90,7 @@ export class Timeout {
     if (typeof request.referrerPolicy === "string" && !hasField(init, "referrerPolicy")) {
       fields.referrerPolicy = request.referrerPolicy;
     }
-    return initWith(init, fields);
+    return fields;
   }
 }
 

@@ -1,5 +1,4 @@
-import { isRequest } from "./classify.js";
-import { initWith } from "./init-with.js";
+import { type FetchInput, initWith, isRequest } from "../request.js";
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -7,9 +6,15 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export interface StreamMark {
   /** Locked, or its `Request`'s body already used: fetch rejects it unsent. */
   readonly unusable: boolean;
-  /** Set one task after the call: fetch had its chance to reject the body unsent by then. */
+  /** Set a few microtasks after the call: fetch had its chance to reject the body unsent by then. */
   sent: boolean;
 }
+
+/**
+ * Microtask hops before a stream mark is `sent`: fetch rejects an unusable body within one (Node,
+ * Bun, Deno and browsers, measured), while a network error needs I/O, so a later task.
+ */
+const HOPS = 8;
 
 const UNUSABLE: StreamMark = { unusable: true, sent: false };
 
@@ -17,13 +22,14 @@ const UNUSABLE: StreamMark = { unusable: true, sent: false };
  * Called just before fetch, for a call with a stream body (a `ReadableStream` in `init`, or a
  * `Request`'s body): the state after a rejection cannot tell the caller's used stream from one
  * fetch took and lost to a network error, so it is noted before. A locked stream, or a used
- * `Request` body, is unusable. fetch rejects a disturbed stream before its first task, while a
- * network error comes later: a `sent` flag set by a zero-delay timer tells the two apart (only
- * for `init` streams: a `Request` body fetch took is `bodyUsed` afterwards, an unusable one was
- * so before). `undefined` for every other call: nothing to note, no timer.
+ * `Request` body, is unusable. fetch rejects a disturbed stream within the call's own task, while
+ * a network error comes in a later one: a `sent` flag set a few microtasks after the call tells
+ * the two apart (a timer could fire after a fast network error). Only for `init` streams: a
+ * `Request` body fetch took is `bodyUsed` afterwards, an unusable one was so before.
+ * `undefined` for every other call: nothing to note.
  */
 export function streamBefore(
-  input: RequestInfo | URL,
+  input: FetchInput,
   init: RequestInit | undefined,
 ): StreamMark | undefined {
   const fromInit = init?.body !== undefined;
@@ -34,7 +40,10 @@ export function streamBefore(
   if (body.locked === true || owner?.bodyUsed === true) return UNUSABLE;
   if (!fromInit) return undefined;
   const mark = { unusable: false, sent: false };
-  setTimeout(() => (mark.sent = true), 0);
+  void (async () => {
+    for (let hop = 0; hop < HOPS; hop++) await undefined;
+    mark.sent = true;
+  })();
   return mark;
 }
 
@@ -48,7 +57,7 @@ export function streamBefore(
  */
 export function isCallersMistake(
   url: string,
-  input: RequestInfo | URL,
+  input: FetchInput,
   init: RequestInit | undefined,
   stream?: StreamMark,
 ): boolean {
@@ -83,7 +92,7 @@ export function isCallersMistake(
  * a healthy 3xx with the same `TypeError` as a network error (in a browser nothing tells them
  * apart), so such a rejection is not held against the origin.
  */
-export function refusedRedirect(input: RequestInfo | URL, init: RequestInit | undefined): boolean {
+export function refusedRedirect(input: FetchInput, init: RequestInit | undefined): boolean {
   try {
     return (init?.redirect ?? (isRequest(input) ? input.redirect : undefined)) === "error";
   } catch {

@@ -1,0 +1,98 @@
+import type { ResolvedCbFetchOptions } from "./options.js";
+
+/**
+ * The parts of cbfetch an instance has only when its options ask for them, each a module of its
+ * own: a bundler that splits code (Vite, Rollup, webpack, esbuild with splitting) makes each a
+ * chunk that only the apps using it download. What a call does if a part cannot load:
+ * - `timeout` (`timeoutMs`): calls go without cbfetch's timeout;
+ * - `bulkhead` (`maxConcurrent`): calls go unlimited;
+ * - `fallback` (`fallback`, `fallbackOrigins`): refused calls get their error;
+ * - `keyOf` (`keyOf`): calls are keyed by origin;
+ * - `failureRate` (`failureRate`): breakers trip on `failureThreshold` consecutive failures;
+ * - `meter` (`slowCallMs`, or `cbfetch/otel`): stats go without error rate and latency;
+ * - `retry` (`retry`, `totalTimeoutMs`): calls go without retries;
+ * - `shared` and `channel` (`store`, `sync`): the instance keeps its state in memory;
+ * - `network` (a browser's rule, `networkErrors: "verify"`): a network error with no other
+ *   origin's answer does not count (no check of a second place), and a circuit network errors
+ *   opened waits out its time when the network comes back. Calls never wait for this one: it
+ *   loads as soon as the instance is made, off their path.
+ * Each failure is one `storeerror` event.
+ */
+export interface Parts {
+  timeout?: typeof import("../guards/timeout.js");
+  bulkhead?: typeof import("../guards/bulkhead.js");
+  fallback?: typeof import("../guards/fallback.js");
+  keyOf?: typeof import("../keys/key-of.js");
+  failureRate?: typeof import("../breaker/failure-rate.js");
+  meter?: typeof import("../guards/meter.js");
+  retry?: typeof import("../retry/retry.js");
+  shared?: typeof import("../shared/shared-state.js");
+  channel?: typeof import("../shared/channel.js");
+  network?: typeof import("../outcome/network.js");
+}
+
+/** A part's name. */
+export type PartName = keyof Parts;
+
+/**
+ * How each part is had: `import()` by default. A Service Worker may not use `import()`, so
+ * `cbfetch/sw` hands the modules themselves; the Workers middleware leaves `channel` out
+ * (Workers have no tabs), and with it the cross-tab code from a Worker's bundle.
+ */
+export type PartLoaders = { [K in PartName]?: () => Parts[K] | Promise<Parts[K]> };
+
+/**
+ * Every part but the cross-tab channel, loaded with `import()`: each `import()` is where a
+ * splitting bundler cuts a chunk. (`createCbFetch` adds {@link CHANNEL}; the Workers
+ * middleware does not, so a Worker's bundle has no cross-tab code.)
+ */
+export const IMPORTS: PartLoaders = {
+  timeout: () => import("../guards/timeout.js"),
+  bulkhead: () => import("../guards/bulkhead.js"),
+  fallback: () => import("../guards/fallback.js"),
+  keyOf: () => import("../keys/key-of.js"),
+  failureRate: () => import("../breaker/failure-rate.js"),
+  meter: () => import("../guards/meter.js"),
+  retry: () => import("../retry/retry.js"),
+  shared: () => import("../shared/shared-state.js"),
+  network: () => import("../outcome/network.js"),
+};
+
+/** The cross-tab channel's code (`sync`). */
+export const CHANNEL: PartLoaders["channel"] = () => import("../shared/channel.js");
+
+/**
+ * The parts `config` asks for, loaded when the instance is made. (The meter comes when calls
+ * are timed: `slowCallMs`, or `cbfetch/otel`.)
+ */
+export function partsFor(config: ResolvedCbFetchOptions): PartName[] {
+  const wanted: Array<[PartName, unknown]> = [
+    ["timeout", config.timeoutMs ?? config.totalTimeoutMs],
+    ["bulkhead", config.maxConcurrent],
+    ["fallback", config.fallback ?? config.fallbackOrigins],
+    ["keyOf", config.keyOf],
+    ["failureRate", config.breaker.failureRate],
+    ["retry", config.retry],
+    ["shared", config.persisted || undefined],
+    ["channel", config.sync],
+  ];
+  return wanted.filter(([, option]) => option !== undefined).map(([name]) => name);
+}
+
+/**
+ * Loads part `name` into `parts`; one that cannot load is reported and stays missing (see
+ * {@link Parts}). Never rejects.
+ */
+export async function loadPart(
+  parts: Parts,
+  loaders: PartLoaders,
+  name: PartName,
+  report: (error: unknown) => void,
+): Promise<void> {
+  try {
+    const module = await loaders[name]?.();
+    if (module !== undefined) (parts as Record<PartName, unknown>)[name] = module;
+  } catch (error) {
+    report(error);
+  }
+}
