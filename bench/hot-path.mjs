@@ -61,8 +61,16 @@ const response = new Response(null, { status: 200 });
 /** The stub fetch: resolves at once with the same Response. */
 const stub = async (_input, _init) => response;
 
-// cbfetch's internal key function, if this build still has it where it was (not public API).
-const keyModule = await import("../dist/fetch/key.js").catch(() => undefined);
+// cbfetch's internal registry, if this build still has it where it was (not public API).
+const registryModule = await import("../dist/keys/registry.js").catch(() => undefined);
+const optionsModule = await import("../dist/breaker/options.js").catch(() => undefined);
+/** A registry that knows two origins, as the key lines look them up. */
+function keyRegistry() {
+  const { BREAKER_NUMBERS, readGroup, resolveBreakerOptions } = optionsModule;
+  const breaker = resolveBreakerOptions(readGroup("bench", {}, BREAKER_NUMBERS));
+  return new registryModule.Registry({ breaker, maxBreakers: 1000, preload: false }, () => {});
+}
+const OTHER_URL = "https://cdn.example.com/assets/app.js";
 let sink; // keeps key-derivation results alive so they are not optimised away
 
 /** A variant making n sequential awaited calls of `call`. */
@@ -161,12 +169,17 @@ function createVariants(s) {
     },
     keyLine(NEW_URL, () => new URL(URL_STRING).origin),
   ];
-  if (keyModule !== undefined) {
-    const { originOf, urlOf } = keyModule;
+  if (registryModule !== undefined && optionsModule !== undefined) {
+    // A call finds its key in the registry: the last origin by a prefix test, any other known
+    // origin by one map lookup of the URL's text up to its path; only an origin's first call
+    // parses the URL. Two origins alternating defeat the last-origin test.
+    const registry = keyRegistry();
+    let flip = 0;
     variants.push(
-      keyLine("cbfetch key: string", () => originOf(urlOf(URL_STRING))),
-      keyLine("cbfetch key: URL object", () => originOf(urlOf(URL_OBJECT))),
-      keyLine("cbfetch key: Request", () => originOf(urlOf(REQUEST))),
+      keyLine("cbfetch key: the last origin again", () => registry.forUrl(URL_STRING)),
+      keyLine("cbfetch key: two known origins, alternating", () =>
+        registry.forUrl(flip++ % 2 ? URL_STRING : OTHER_URL),
+      ),
     );
   }
   return variants;
@@ -174,7 +187,7 @@ function createVariants(s) {
 
 /** Fails loudly if a variant does not do what the table says it measures. */
 async function sanityCheck({ cb, cbRate, cbSync, cbIdb, cbOpen, cbOtelSdk, reader }) {
-  await Promise.all([cbSync.ready, cbIdb.ready, cbOtelSdk._timeCalls()]);
+  await Promise.all([cbSync.ready, cbIdb.ready, cbOtelSdk._timeCalls().ready]);
   await cbOtelSdk(URL_STRING);
   const { resourceMetrics } = await reader.collect();
   const counted = resourceMetrics.scopeMetrics
@@ -190,8 +203,8 @@ async function sanityCheck({ cb, cbRate, cbSync, cbIdb, cbOpen, cbOtelSdk, reade
   cbOpen.breaker(URL_STRING).forceOpen(60_000);
   const error = await cbOpen(URL_STRING).catch((e) => e);
   if (!(error instanceof CircuitOpenError)) throw new Error("open cbfetch did not fail fast");
-  if (keyModule && keyModule.originOf(keyModule.urlOf(REQUEST)) !== URL_OBJECT.origin)
-    throw new Error("cbfetch's key function changed: update the key lines");
+  if (registryModule && keyRegistry().forUrl(URL_STRING)?.breaker.key !== URL_OBJECT.origin)
+    throw new Error("cbfetch's registry changed: update the key lines");
 }
 
 /** Nanoseconds per call for one timed run of `variant`. */

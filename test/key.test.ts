@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { fastOrigin, originOf } from "../src/keys/key.js";
+import { BREAKER_NUMBERS, readGroup, resolveBreakerOptions } from "../src/breaker/options.js";
+import { originOf } from "../src/keys/key.js";
+import { Registry } from "../src/keys/registry.js";
 
 const urls = [
   "https://api.example.com/items?id=1",
@@ -31,38 +33,57 @@ const urls = [
   "https://example.123/",
 ];
 
+/** A registry of default breakers; `known`: origins it holds already. */
+function registry(known: Iterable<string> = []) {
+  const breaker = resolveBreakerOptions(readGroup("test", {}, BREAKER_NUMBERS));
+  const made = new Registry({ breaker, maxBreakers: 100_000, preload: false }, () => {});
+  for (const key of known) made.get(key);
+  return made;
+}
+
+/** The origins of `list` that cbfetch guards. */
+const originsOf = (list: string[]) =>
+  list.map((url) => originOf(url)).filter((key): key is string => key !== undefined);
+
 describe("origin keys", () => {
-  it.each(urls)("fastOrigin(%j) is new URL().origin or defers", (url) => {
-    const fast = fastOrigin(url);
-    let expected: string | undefined;
-    try {
-      expected = new URL(url).origin;
-    } catch {}
-    if (fast !== undefined) expect(fast).toBe(expected);
+  it.each(urls)("the registry keys %j as new URL().origin, parsed or looked up", (url) => {
+    const expected = originOf(url);
+    const fresh = registry();
+    expect(fresh.forUrl(url)?.breaker.key).toBe(expected); // the parser
+    expect(fresh.forUrl(url)?.breaker.key).toBe(expected); // the last origin, again
+    // A registry that knows every origin of the list: a lookup by the URL's text.
+    expect(registry(originsOf(urls)).forUrl(url)?.breaker.key).toBe(expected);
   });
 
-  it("takes the fast path for ordinary URLs", () => {
-    expect(fastOrigin("https://api.example.com/items?id=1")).toBe("https://api.example.com");
-    expect(fastOrigin("http://127.0.0.1:3000/a")).toBe("http://127.0.0.1:3000");
-    expect(fastOrigin("http://localhost")).toBe("http://localhost");
+  it("looks a known origin up without parsing, whatever the path, query or fragment", () => {
+    const known = registry(["https://api.example.com", "http://127.0.0.1:3000"]);
+    for (const url of [
+      "https://api.example.com/items?id=1",
+      "https://api.example.com",
+      "https://api.example.com?x#y",
+      "http://127.0.0.1:3000#a",
+    ]) {
+      expect(known.forUrl(url)?.breaker.key).toBe(originOf(url));
+    }
+    expect(known.size).toBe(2);
   });
 
-  it("agrees with new URL on random URL-ish strings", () => {
+  it("agrees with new URL on random URL-ish strings, with their origins known", () => {
     const alphabet = "abcxz09.-:/?#@[]%_AB\\ \t1";
     let seed = 42;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       return seed % n;
     };
+    const list: string[] = [];
     for (let i = 0; i < 20_000; i++) {
       let tail = "";
       const len = 1 + rand(20);
       for (let j = 0; j < len; j++) tail += alphabet[rand(alphabet.length)];
-      const url = (rand(2) ? "https://" : "http://") + tail;
-      const fast = fastOrigin(url);
-      if (fast === undefined) continue;
-      expect(fast, url).toBe(new URL(url).origin);
+      list.push((rand(2) ? "https://" : "http://") + tail);
     }
+    const known = registry(originsOf(list));
+    for (const url of list) expect(known.forUrl(url)?.breaker.key, url).toBe(originOf(url));
   });
 
   it("never keys on path, query or credentials, and skips what fetch would reject", () => {

@@ -73,7 +73,7 @@ export class Breaker {
    */
   get state(): CircuitState {
     const code = this.code;
-    if (code === OPEN && this.options.clock.now() >= this.openUntil) return "half-open";
+    if (code === OPEN && this.now() >= this.openUntil) return "half-open";
     return STATE_NAMES[code] as CircuitState;
   }
 
@@ -83,7 +83,7 @@ export class Breaker {
    */
   get retryAt(): number | undefined {
     if (this.code === CLOSED) return undefined;
-    const now = this.options.clock.now();
+    const now = this.now();
     if (this.code === OPEN) return Math.max(now, this.openUntil);
     return this.probes[0]?.expiresAt ?? now;
   }
@@ -111,7 +111,7 @@ export class Breaker {
   allow(): Permit | undefined {
     // Hot path: closed needs no clock and allocates nothing.
     if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
-    const now = this.options.clock.now();
+    const now = this.now();
     this.refresh(now);
     if (this.code === HALF_OPEN && this.probes.length < this.options.halfOpenMaxProbes) {
       const probe = new Permit(this, this.epoch, true, now + this.options.probeTimeoutMs);
@@ -125,7 +125,7 @@ export class Breaker {
 
   /** The error a refused call gets: a {@link CircuitOpenError} with this breaker's timing. */
   openError(): CircuitOpenError {
-    const now = this.options.clock.now();
+    const now = this.now();
     this.refresh(now);
     const retryAt = this.code === HALF_OPEN ? (this.probes[0]?.expiresAt ?? now) : this.openUntil;
     return this.error(retryAt, now);
@@ -137,7 +137,7 @@ export class Breaker {
    * slot, counts a rejection, and returns the error for the caller. @internal
    */
   _refuse(permit: Permit, until?: number): CircuitOpenError {
-    const now = this.options.clock.now();
+    const now = this.now();
     // Already settled (a transition or its expiry counted it): count nothing twice.
     if (!permit.probe || this.unlist(permit)) this.rejectionCount++;
     return this.error(Math.max(until ?? now + this.options.probeTimeoutMs, this.openUntil), now);
@@ -151,7 +151,7 @@ export class Breaker {
     const permit = this.allow();
     if (permit === undefined) throw this.openError();
     const slowCallMs = this.options.slowCallMs;
-    const start = slowCallMs === undefined ? 0 : this.options.clock.now();
+    const start = slowCallMs === undefined ? 0 : this.now();
     let value: T;
     try {
       value = await fn();
@@ -159,7 +159,7 @@ export class Breaker {
       permit.failure("error");
       throw error;
     }
-    if (slowCallMs !== undefined && this.options.clock.now() - start > slowCallMs) {
+    if (slowCallMs !== undefined && this.now() - start > slowCallMs) {
       permit.failure("slow");
     } else {
       permit.success();
@@ -190,7 +190,7 @@ export class Breaker {
     if (typeof ms !== "number" || !(ms >= 0)) {
       throw new RangeError(`cbfetch: forceOpen(ms) needs a number >= 0, got ${String(ms)}`);
     }
-    const now = this.options.clock.now();
+    const now = this.now();
     this.open(now, now + Math.min(ms, this.options.maxOpenMs), false);
   }
 
@@ -227,7 +227,7 @@ export class Breaker {
    * a half-open one admits fresh probes. Fires the transition listener like any change.
    */
   importState(state: BreakerState): void {
-    const now = this.options.clock.now();
+    const now = this.now();
     this.reopens = state.reopenCount;
     this.consecutive = state.state === "closed" ? state.consecutiveFailures : 0;
     this.openUntil = Math.min(state.retryAt, now + this.options.maxOpenMs);
@@ -250,8 +250,7 @@ export class Breaker {
       (permit.epoch !== this.epoch &&
         (retryAt === undefined ||
           (this.code === OPEN &&
-            Math.min(retryAt, this.options.clock.now() + this.options.maxOpenMs) <=
-              this.openUntil)))
+            Math.min(retryAt, this.now() + this.options.maxOpenMs) <= this.openUntil)))
     ) {
       this.ignoredCount++;
       return false;
@@ -294,7 +293,7 @@ export class Breaker {
 
   private settleFailure(retryAt?: number, _kind?: FailureKind): void {
     this.failureCount++;
-    const now = this.options.clock.now();
+    const now = this.now();
     if (this.code === HALF_OPEN) {
       this.reopens++;
       this.open(now, retryAt, retryAt === undefined);
@@ -317,12 +316,16 @@ export class Breaker {
 
   /** The permit a manual record applies to: the oldest probe, or the state's own. */
   private currentPermit(): Permit {
-    if (this.code !== CLOSED) this.refresh(this.options.clock.now());
+    if (this.code !== CLOSED) this.refresh(this.now());
     if (this.code === HALF_OPEN) {
       return this.probes[0] ?? new Permit(this, this.epoch, true, Infinity);
     }
     if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
     return new Permit(this, -1, false, 0);
+  }
+
+  private now(): number {
+    return this.options.clock.now();
   }
 
   /** Lazy time-driven transitions: open → half-open at `retryAt`; expired probes fail. */

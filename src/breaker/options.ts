@@ -129,17 +129,20 @@ export function readGroup<T extends object = Record<string, unknown>>(
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     badOption(prefix ? prefix.slice(0, -1) : "options", "an object", value);
   }
-  const group: Record<string, unknown> = { ...value };
-  for (const key of Object.keys(group)) {
+  const given = value as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
     if (!(key in numbers || key in others)) {
       throw new TypeError(`cbfetch: unknown option "${key}" in ${name}`);
     }
   }
+  // Built in the tables' order, whatever the caller's: every instance's options then share one
+  // shape, so the code that reads them on each call stays monomorphic.
+  const group: Record<string, unknown> = {};
   for (const [key, rule] of Object.entries(numbers)) {
-    group[key] = checkNumber(prefix + key, group[key], rule);
+    group[key] = checkNumber(prefix + key, given[key], rule);
   }
   for (const [key, type] of Object.entries(others)) {
-    const field = group[key];
+    const field = (group[key] = given[key]);
     const ok = field === undefined || type === "any" || typeof field === type;
     if (!ok || (type === "object" && field === null)) {
       badOption(prefix + key, type === "object" ? "an object" : `a ${type}`, field);
@@ -148,24 +151,52 @@ export function readGroup<T extends object = Record<string, unknown>>(
   return group as T; // checked above, field by field
 }
 
-/** Validates breaker options (already read by {@link readGroup}) and fills in the defaults. */
+/** The time of outcomes where no clock is injected: `Date.now()`, read at each call (fakes apply). */
+const DATE_CLOCK: Clock = { now: () => Date.now() };
+/** The default policy, one per threshold: it holds no state (see ConsecutivePolicy). */
+const consecutive = new Map<number, ConsecutivePolicy>();
+
+/**
+ * Breaker options (already read by {@link readGroup}) with every default filled in: only the
+ * breaker's own fields, so a breaker of its own (`createBreaker`) stays small.
+ */
 export function resolveBreakerOptions(options: Record<string, unknown>): ResolvedBreakerOptions {
-  const { failureRate, clock, random } = options as BreakerOptions;
-  const rate =
-    failureRate &&
-    readGroup<FailureRateOptions>("failureRate", failureRate, FAILURE_RATE, {}, "failureRate.");
+  const read = options as Required<BreakerOptions>;
+  const { failureThreshold, failureRate, clock } = read;
   if (typeof clock?.now !== "function" && clock !== undefined) {
     badOption("clock.now", "a function", clock.now);
   }
-  const openMs = options.openMs as number;
-  const consecutive = new ConsecutivePolicy(options.failureThreshold as number);
+  let policy = consecutive.get(failureThreshold);
+  if (policy === undefined)
+    consecutive.set(failureThreshold, (policy = new ConsecutivePolicy(failureThreshold)));
+  const shared = policy;
   return {
-    ...(options as Omit<ResolvedBreakerOptions, "policy" | "windowClock">),
-    failureRate: rate,
-    maxOpenMs: checkNumber("maxOpenMs", options.maxOpenMs, [Math.max(300_000, openMs), openMs])!,
+    failureThreshold,
+    failureRate:
+      failureRate &&
+      readGroup<FailureRateOptions>("failureRate", failureRate, FAILURE_RATE, {}, "failureRate."),
+    slowCallMs: read.slowCallMs,
+    successThreshold: read.successThreshold,
+    halfOpenMaxProbes: read.halfOpenMaxProbes,
+    probeTimeoutMs: read.probeTimeoutMs,
+    openMs: read.openMs,
+    backoff: read.backoff,
+    maxOpenMs: checkNumber("maxOpenMs", read.maxOpenMs, [
+      Math.max(300_000, read.openMs),
+      read.openMs,
+    ])!,
+    jitter: read.jitter,
     clock: clock ?? systemClock(),
-    windowClock: clock ?? { now: () => Date.now() },
-    random: random ?? Math.random,
-    policy: () => consecutive,
+    windowClock: clock ?? DATE_CLOCK,
+    random: read.random ?? Math.random,
+    policy: DEFAULT_POLICIES.get(shared) ?? makeDefault(shared),
   };
+}
+
+/** The factory of each default policy, made once (a breaker of its own then adds none). */
+const DEFAULT_POLICIES = new Map<Policy, () => Policy>();
+function makeDefault(policy: Policy): () => Policy {
+  const factory = () => policy;
+  DEFAULT_POLICIES.set(policy, factory);
+  return factory;
 }

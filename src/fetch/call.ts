@@ -74,40 +74,193 @@ export interface FailureDetail {
 
 /**
  * One call through an instance, in the order of its steps: its key, the breaker's decision,
- * fetch, and the outcome, which the breaker counts (and tells the shared state about). What a
- * step needs of the call is here, so no step hands it on.
+ * fetch ({@link send}), and the outcome ({@link answered}, {@link rejected}), which the breaker
+ * counts (and tells the shared state about). The healthy path, a known key in the closed state,
+ * runs through these plain functions and allocates nothing of its own; every other path (a
+ * key's first call, the bulkhead, a probe, a refusal) goes through a {@link Call}, which keeps
+ * what its steps need. Not async: a closed-state call makes one promise.
+ */
+export function call(
+  core: Core,
+  input: FetchInput,
+  init: RequestInit | undefined,
+): Promise<Response> {
+  let url: string;
+  let entry: Entry | undefined;
+  const keyOf = core.config.keyOf;
+  if (typeof input === "string" && keyOf === undefined) {
+    entry = core.registry.forUrl((url = input)); // never throws
+  } else {
+    try {
+      url = urlOf(input);
+      const keyed = core.parts.keyOf;
+      entry =
+        keyOf && keyed
+          ? keyed.keyedEntry(keyOf, core.registry, url, input, init)
+          : core.registry.forUrl(url);
+    } catch (error) {
+      return Promise.reject(error); // the caller's: an invalid URL, a throwing keyOf
+    }
+  }
+  if (entry === undefined) return passThrough(core, input, init);
+  if (!entry.loaded || entry.bulkhead !== undefined) {
+    return new Call(core, input, init, url).run(entry);
+  }
+  const { breaker } = entry;
+  const permit = breaker.allow();
+  if (permit === undefined)
+    return new Call(core, input, init, url).refuse(entry, breaker.openError());
+  if (permit.probe) return new Call(core, input, init, url).decided(entry, permit);
+  return send(core, breaker, permit, url, input, init);
+}
+
+/** Sends a request through a breaker that admitted it; the outcome settles `permit`. */
+export function send(
+  core: Core,
+  breaker: Breaker,
+  permit: Permit,
+  url: string,
+  input: FetchInput,
+  init: RequestInit | undefined,
+): Promise<Response> {
+  const start = core.timed ? core.config.breaker.clock.now() : 0;
+  const Timeout = core.parts.timeout?.Timeout;
+  const timeoutMs = core.config.timeoutMs;
+  let timeout: InstanceType<NonNullable<typeof Timeout>> | undefined;
+  let stream: StreamMark | undefined;
+  let pending: Promise<Response>;
+  try {
+    // Only a call with more than a string URL can have a stream body to note.
+    if (init !== undefined || typeof input !== "string") stream = streamBefore(input, init);
+    if (Timeout === undefined || timeoutMs === undefined) pending = core.fetch()(input, init);
+    else {
+      timeout = new Timeout(breaker.key, timeoutMs, signalOf(input, init), core.deadlines);
+      pending = core.fetch()(input, initWith(init, timeout.fields(input, init)));
+    }
+  } catch (error) {
+    pending = Promise.reject(error); // a fetch that throws synchronously still rejects
+  }
+  // `.then` rather than an async function: one promise less per call, measurably cheaper.
+  return pending.then(
+    (response) => {
+      timeout?.settle(response);
+      answered(core, breaker, permit, response, start);
+      return response;
+    },
+    (error: unknown) => {
+      timeout?.settle();
+      const timedOut = timeout?.fired === true || ownDeadline(core, input, init);
+      return rejected(core, breaker, permit, url, input, init, error, timedOut, stream, start);
+    },
+  );
+}
+
+/**
+ * The origin answered: the status decides (`isFailure`), a 429/503 `Retry-After` opens the
+ * circuit until then, a slow call counts with `slowCallMs`. Events fire only for outcomes the
+ * breaker counted, so they add up to its stats.
+ */
+function answered(
+  core: Core,
+  breaker: Breaker,
+  permit: Permit,
+  response: Response,
+  start: number,
+): void {
+  const { config, events } = core;
+  const durationMs = core.timed ? config.breaker.clock.now() - start : undefined;
+  let failed: boolean;
+  try {
+    failed = config.isFailure(response);
+  } catch (error) {
+    permit.release(); // the caller's isFailure threw: not the origin's doing
+    throw error;
+  }
+  const slowCallMs = config.breaker.slowCallMs;
+  if (failed) {
+    // Read only now: each of a Response's getters is costly in undici (a brand check).
+    const { status } = response;
+    let retryAt: number | undefined;
+    if (config.respectRetryAfter && (status === 429 || status === 503)) {
+      const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
+      if (delay !== undefined) retryAt = config.breaker.clock.now() + delay;
+    }
+    if (permit.failure("status", retryAt)) {
+      core.emitFailure(breaker, { kind: "status", status, durationMs, retryAt });
+    }
+    // With `slowCallMs`, calls are always timed.
+  } else if (slowCallMs !== undefined && (durationMs as number) > slowCallMs) {
+    const { status } = response;
+    if (permit.failure("slow")) core.emitFailure(breaker, { kind: "slow", status, durationMs });
+  } else if (permit.success() && events.wants("success")) {
+    events.emit("success", { key: breaker.key, state: breaker.state, durationMs });
+  }
+}
+
+/**
+ * fetch rejected: the caller gets its error as fetch gave it, at once; the permit settles when
+ * the judge has decided whether it counts (at once, unless the network is being checked).
+ */
+function rejected(
+  core: Core,
+  breaker: Breaker,
+  permit: Permit,
+  url: string,
+  input: FetchInput,
+  init: RequestInit | undefined,
+  error: unknown,
+  timedOut: boolean,
+  stream: StreamMark | undefined,
+  start: number,
+): never {
+  const durationMs = core.timed ? core.config.breaker.clock.now() - start : undefined;
+  const settle = (counts: boolean) => {
+    const kind = timedOut ? "timeout" : "error";
+    if (!counts)
+      permit.release(); // not the origin's doing
+    else if (permit.failure(kind)) core.emitFailure(breaker, { kind, error, durationMs });
+  };
+  const verdict = core.judge.counts(breaker, url, input, init, timedOut, stream);
+  if (typeof verdict === "boolean") settle(verdict);
+  else void verdict.then(settle);
+  throw error;
+}
+
+/** Whether the signal the call was given is one of cbfetch's deadlines that fired. */
+function ownDeadline(core: Core, input: FetchInput, init: RequestInit | undefined): boolean {
+  try {
+    const signal = signalOf(input, init);
+    return signal !== undefined && core.deadlines.has(signal);
+  } catch {
+    return false; // an init that throws: the caller's
+  }
+}
+
+/** A request cbfetch does not guard (not http(s)), as fetch makes it, but always as a promise. */
+function passThrough(core: Core, input: FetchInput, init: RequestInit | undefined) {
+  try {
+    return core.fetch()(input, init);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * A call off the healthy path: a key's first call (stored state, its bulkhead), the bulkhead's
+ * queue, a half-open probe, a refusal (and what answers it instead: an alternate origin, the
+ * fallback). It keeps the call's request, so no step hands it on.
  */
 export class Call {
-  /** The request's URL, as given (resolved only to find its key). */
-  declare url: string;
-
   constructor(
     readonly core: Core,
     readonly input: FetchInput,
     readonly init: RequestInit | undefined,
+    /** The request's URL, as given (resolved only to find its key). */
+    readonly url: string,
   ) {}
 
-  /** Finds the key, then the breaker decides. Not async: a closed-state call makes one promise. */
-  run(): Promise<Response> {
-    const { core, input, init } = this;
-    if (!core.ready) return core.loading.then(() => this.run());
-    let entry: Entry | undefined;
-    const keyOf = core.config.keyOf;
-    if (typeof input === "string" && keyOf === undefined) {
-      entry = core.registry.forUrl((this.url = input)); // never throws
-    } else {
-      try {
-        const url = (this.url = urlOf(input));
-        const keyed = core.parts.keyOf;
-        entry =
-          keyOf && keyed
-            ? keyed.keyedEntry(keyOf, core.registry, url, input, init)
-            : core.registry.forUrl(url);
-      } catch (error) {
-        return Promise.reject(error); // the caller's: an invalid URL, a throwing keyOf
-      }
-    }
-    if (entry === undefined) return this.passThrough();
+  /** From a known key on: its first call waits for it, the bulkhead queues, the breaker decides. */
+  run(entry: Entry): Promise<Response> {
     if (!entry.loaded) return this.afterLoad(entry);
     if (entry.bulkhead !== undefined) return this.queue(entry);
     return this.decide(entry);
@@ -140,119 +293,21 @@ export class Call {
 
   /** The breaker's decision: a closed-state call, a half-open probe, or a refusal. */
   decide(entry: Entry): Promise<Response> {
-    const { breaker } = entry;
-    const permit = breaker.allow();
-    if (permit === undefined) return this.refuse(entry, breaker.openError());
-    // Where several contexts share a breaker, a probe also needs a shared slot.
+    const permit = entry.breaker.allow();
+    if (permit === undefined) return this.refuse(entry, entry.breaker.openError());
+    return this.decided(entry, permit);
+  }
+
+  /** Admitted on `permit`: sent, once a probe has its shared slot (other tabs, isolates). */
+  decided(entry: Entry, permit: Permit): Promise<Response> {
     const shared = this.core.shared;
     if (permit.probe && shared?.probeGate !== undefined) return shared.probe(this, entry, permit);
-    return this.send(breaker, permit);
+    return this.send(entry.breaker, permit);
   }
 
-  /** Sends the request through a breaker that admitted it; the outcome settles `permit`. */
+  /** Sends the call through `breaker` on `permit`. */
   send(breaker: Breaker, permit: Permit): Promise<Response> {
-    const { core, input, init } = this;
-    const start = core.timed ? core.config.breaker.clock.now() : 0;
-    const Timeout = core.parts.timeout?.Timeout;
-    const timeoutMs = core.config.timeoutMs;
-    let timeout: InstanceType<NonNullable<typeof Timeout>> | undefined;
-    let stream: StreamMark | undefined;
-    let pending: Promise<Response>;
-    try {
-      // Only a call with more than a string URL can have a stream body to note.
-      if (init !== undefined || typeof input !== "string") stream = streamBefore(input, init);
-      if (Timeout === undefined || timeoutMs === undefined) pending = core.fetch()(input, init);
-      else {
-        timeout = new Timeout(breaker.key, timeoutMs, signalOf(input, init), core.deadlines);
-        pending = core.fetch()(input, initWith(init, timeout.fields(input, init)));
-      }
-    } catch (error) {
-      pending = Promise.reject(error); // a fetch that throws synchronously still rejects
-    }
-    // `.then` rather than an async function: one promise less per call, measurably cheaper.
-    return pending.then(
-      (response) => {
-        timeout?.settle(response);
-        this.answered(breaker, permit, response, start);
-        return response;
-      },
-      (error: unknown) => {
-        timeout?.settle();
-        const timedOut = timeout?.fired === true || this.ownDeadline();
-        return this.rejected(breaker, permit, error, timedOut, stream, start);
-      },
-    );
-  }
-
-  /**
-   * The origin answered: the status decides (`isFailure`), a 429/503 `Retry-After` opens the
-   * circuit until then, a slow call counts with `slowCallMs`. Events fire only for outcomes
-   * the breaker counted, so they add up to its stats.
-   */
-  private answered(breaker: Breaker, permit: Permit, response: Response, start: number): void {
-    const { config, events } = this.core;
-    const durationMs = this.core.timed ? config.breaker.clock.now() - start : undefined;
-    let failed: boolean;
-    try {
-      failed = config.isFailure(response);
-    } catch (error) {
-      permit.release(); // the caller's isFailure threw: not the origin's doing
-      throw error;
-    }
-    const { status } = response;
-    const slowCallMs = config.breaker.slowCallMs;
-    if (failed) {
-      let retryAt: number | undefined;
-      if (config.respectRetryAfter && (status === 429 || status === 503)) {
-        const delay = retryAfterMs(response.headers.get("retry-after"), Date.now());
-        if (delay !== undefined) retryAt = config.breaker.clock.now() + delay;
-      }
-      if (permit.failure("status", retryAt)) {
-        this.core.emitFailure(breaker, { kind: "status", status, durationMs, retryAt });
-      }
-      // With `slowCallMs`, calls are always timed.
-    } else if (slowCallMs !== undefined && (durationMs as number) > slowCallMs) {
-      if (permit.failure("slow"))
-        this.core.emitFailure(breaker, { kind: "slow", status, durationMs });
-    } else if (permit.success() && events.wants("success")) {
-      events.emit("success", { key: breaker.key, state: breaker.state, durationMs });
-    }
-  }
-
-  /**
-   * fetch rejected: the caller gets its error as fetch gave it, at once; the permit settles
-   * when the judge has decided whether it counts (at once, unless the network is checked).
-   */
-  private rejected(
-    breaker: Breaker,
-    permit: Permit,
-    error: unknown,
-    timedOut: boolean,
-    stream: StreamMark | undefined,
-    start: number,
-  ): never {
-    const { core } = this;
-    const durationMs = core.timed ? core.config.breaker.clock.now() - start : undefined;
-    const settle = (counts: boolean) => {
-      const kind = timedOut ? "timeout" : "error";
-      if (!counts)
-        permit.release(); // not the origin's doing
-      else if (permit.failure(kind)) core.emitFailure(breaker, { kind, error, durationMs });
-    };
-    const verdict = core.judge.counts(breaker, this.url, this.input, this.init, timedOut, stream);
-    if (typeof verdict === "boolean") settle(verdict);
-    else void verdict.then(settle);
-    throw error;
-  }
-
-  /** Whether the signal the call was given is one of cbfetch's deadlines that fired. */
-  private ownDeadline(): boolean {
-    try {
-      const signal = signalOf(this.input, this.init);
-      return signal !== undefined && this.core.deadlines.has(signal);
-    } catch {
-      return false; // an init that throws: the caller's
-    }
+    return send(this.core, breaker, permit, this.url, this.input, this.init);
   }
 
   /**
@@ -292,18 +347,14 @@ export class Call {
 
   /** The same call to `url` (the same path on an alternate origin), through `breaker` on `permit`. */
   sendTo(url: string, breaker: Breaker, permit: Permit): Promise<Response> {
-    const { input } = this;
-    const other = new Call(this.core, isRequest(input) ? new Request(url, input) : url, this.init);
-    other.url = url;
-    return other.send(breaker, permit);
-  }
-
-  /** A request cbfetch does not guard (not http(s)), as fetch makes it, but always as a promise. */
-  private passThrough(): Promise<Response> {
-    try {
-      return this.core.fetch()(this.input, this.init);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const { input, init } = this;
+    return send(
+      this.core,
+      breaker,
+      permit,
+      url,
+      isRequest(input) ? new Request(url, input) : url,
+      init,
+    );
   }
 }

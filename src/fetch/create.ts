@@ -7,10 +7,18 @@ import { createJudge } from "../outcome/judge.js";
 import { isCallersMistake, refusedRedirect } from "../outcome/mistakes.js";
 import { retryAfterMs } from "../outcome/status.js";
 import { type FetchInput, initWith, isRequest, signalOf, urlOf } from "../request.js";
-import { Call, type Core } from "./call.js";
+import { call, type Core } from "./call.js";
 import { CircuitEvents } from "./events.js";
 import { resolveCbFetchOptions } from "./options.js";
-import { CHANNEL, IMPORTS, loadPart, type PartLoaders, type PartName, partsFor } from "./parts.js";
+import {
+  CHANNEL,
+  IMPORTS,
+  loadPart,
+  noParts,
+  type PartLoaders,
+  type PartName,
+  partsFor,
+} from "./parts.js";
 import type { BreakerSnapshot, CbFetch, CbFetchOptions } from "./types.js";
 
 /** How long close() waits for the store to take pending writes. */
@@ -77,7 +85,7 @@ export function create(options: CbFetchOptions, loaders: PartLoaders): CbFetch {
     config,
     registry,
     events,
-    parts: {},
+    parts: noParts(),
     // How a rejected fetch counts: in the core, not loaded on demand, since it must be here
     // before the first failure (a dead uplink would make a page download it over the failing
     // network, and a Service Worker may not use `import()` at all). In a browser, its active
@@ -104,7 +112,9 @@ export function create(options: CbFetchOptions, loaders: PartLoaders): CbFetch {
     emitFailure(breaker, detail) {
       events.emit("failure", { key: breaker.key, state: breaker.state, ...detail });
     },
-    call: (input, init) => new Call(core, input, init).run(),
+    // An attempt of the retry loop: past the retries, straight to the breaker.
+    call: (input, init) =>
+      core.ready ? call(core, input, init) : core.loading.then(() => call(core, input, init)),
     keyFor,
     hydrate,
   };
@@ -209,7 +219,7 @@ export function create(options: CbFetchOptions, loaders: PartLoaders): CbFetch {
 
   function cb(input: FetchInput, init?: RequestInit): Promise<Response> {
     if (!core.ready) return core.loading.then(() => cb(input, init));
-    return core.retrying ? core.retrying(input, init) : new Call(core, input, init).run();
+    return core.retrying ? core.retrying(input, init) : call(core, input, init);
   }
 
   const instance: CbFetch = Object.assign(cb, {

@@ -35,6 +35,23 @@ export interface Parts {
 export type PartName = keyof Parts;
 
 /**
+ * No part yet, with every name present in one order: each instance's parts then share one
+ * shape, so the call path's reads of them stay monomorphic.
+ */
+export const noParts = (): Parts => ({
+  timeout: undefined,
+  bulkhead: undefined,
+  fallback: undefined,
+  keyOf: undefined,
+  failureRate: undefined,
+  meter: undefined,
+  retry: undefined,
+  shared: undefined,
+  channel: undefined,
+  network: undefined,
+});
+
+/**
  * How each part is had: `import()` by default. A Service Worker may not use `import()`, so
  * `cbfetch/sw` hands the modules themselves; the Workers middleware leaves `channel` out
  * (Workers have no tabs), and with it the cross-tab code from a Worker's bundle.

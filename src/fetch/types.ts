@@ -1,5 +1,5 @@
 import type { Breaker } from "../breaker/breaker.js";
-import type { BreakerOptions, BreakerStats, CircuitState, FailureKind } from "../breaker/types.js";
+import type { BreakerOptions, BreakerStats, CircuitState } from "../breaker/types.js";
 import type { BulkheadFullError, CircuitOpenError } from "../errors.js";
 import type { BreakerStore } from "../shared/store.js";
 import type { CircuitEvent, CircuitEventType } from "./events.js";

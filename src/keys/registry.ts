@@ -67,34 +67,36 @@ export class Registry {
 
   /**
    * The entry for a URL's origin, or `undefined` when the URL has no origin to guard. A URL
-   * that starts with the last origin followed by `/`, `?`, `#` or nothing has that origin: a
-   * serialized origin parses back to itself, and the delimiter ends its host and port.
+   * whose text up to its first `/`, `?` or `#` after `://` (or its end) is a known key has that
+   * origin: a serialized origin parses back to itself, and the delimiter ends its host and port.
+   * So only an origin's first call pays for the URL parser; the last origin found is checked
+   * first, by a prefix test.
    */
   forUrl(url: string): Entry | undefined {
     const last = this.#last;
     if (last !== undefined) {
-      // The URL that found this entry, again (polling), is one comparison. Only the slow path
-      // below stores it: a store per call costs more than it saves when paths vary.
+      // The URL that found this entry, again (polling), is one comparison. Only the slower
+      // paths below store it: a store per call costs more than it saves when paths vary.
       if (url === this.#lastUrl) {
         last.used = true;
         return last;
       }
       const { key } = last.breaker;
-      const next = url.charCodeAt(key.length);
       // `lastIndexOf(key, 0) === 0` is a prefix test; `startsWith` is slower in Node 20.
-      if (
-        (next === 47 /* / */ || next === 63 /* ? */ || next === 35 /* # */ || Number.isNaN(next)) &&
-        url.lastIndexOf(key, 0) === 0
-      ) {
+      if (isDelimiter(url.charCodeAt(key.length)) && url.lastIndexOf(key, 0) === 0) {
         last.used = true;
         return last;
       }
     }
-    const key = originOf(url);
-    if (key === undefined) return undefined;
-    this.#last = this.get(key);
+    let entry = this.#entries.get(url.slice(0, originEnd(url)));
+    if (entry !== undefined) entry.used = true;
+    else {
+      const key = originOf(url);
+      if (key === undefined) return undefined;
+      entry = this.get(key);
+    }
     this.#lastUrl = url;
-    return this.#last;
+    return (this.#last = entry);
   }
 
   /** The entry for `key` if it exists; does not count as a use. */
@@ -126,4 +128,20 @@ export class Registry {
       this.#entries.set(key, entry);
     }
   }
+}
+
+/** Whether `code` ends an origin in a URL: `/`, `?`, `#`, or the end of the string. */
+const isDelimiter = (code: number) =>
+  code === 47 /* / */ || code === 63 /* ? */ || code === 35 /* # */ || Number.isNaN(code);
+
+/**
+ * Where a URL's would-be origin ends: its first `/`, `?` or `#` after `://`, or its end; 0 when
+ * it has no `://` (a relative URL, or another scheme: nothing to look up).
+ */
+function originEnd(url: string): number {
+  const start = url.indexOf("://");
+  if (start <= 0) return 0;
+  let end = start + 3;
+  while (end < url.length && !isDelimiter(url.charCodeAt(end))) end++;
+  return end;
 }
