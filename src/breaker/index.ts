@@ -41,11 +41,11 @@ export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
   const resolved = resolveBreakerOptions(read);
   const { failureRate } = resolved;
   if (failureRate) resolved.policy = () => new FailureRatePolicy(failureRate);
-  return new Breaker(
+  const breaker: Breaker = new Breaker(
     resolved,
     key,
     onStateChange &&
-      ((breaker, from, to) => {
+      ((_, from, to) => {
         if (from === to) return;
         // The caller's code: it must not replace run()'s outcome nor stop a probe.
         try {
@@ -55,4 +55,5 @@ export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
         }
       }),
   );
+  return breaker;
 }

@@ -1,14 +1,18 @@
-import type { Breaker } from "./breaker.js";
 import type { FailureKind } from "./types.js";
 
-/** How a permit was settled (see {@link Breaker._settle}). */
+/** How a permit was settled (see `Breaker._settle`). */
 export const SUCCESS = 0;
 export const FAILURE = 1;
 export const RELEASE = 2;
 export type Outcome = typeof SUCCESS | typeof FAILURE | typeof RELEASE;
 
+/** What a permit needs of its breaker: the one method that applies an outcome. */
+export interface Settler {
+  _settle(permit: Permit, outcome: Outcome, kind?: FailureKind, retryAt?: number): boolean;
+}
+
 /**
- * Permission for one call, from {@link Breaker.allow}. Settle it exactly once with
+ * Permission for one call, from `Breaker.allow()`. Settle it exactly once with
  * `success()`, `failure()` or `release()` (neither: the call was cancelled by its caller).
  * A permit issued before a transition is stale and its outcome is ignored, so a slow call
  * that started while closed cannot decide a later half-open probe.
@@ -18,15 +22,15 @@ export class Permit {
   /** A probe of a half-open phase since left: its outcome is ignored when it comes. @internal */
   discarded = false;
   // `declare`: set by the constructor only, in this order (no field definitions to ship).
-  /** @internal */ declare readonly breaker: Breaker;
+  /** @internal */ declare readonly breaker: Settler;
   /** @internal */ declare readonly epoch: number;
   /** True for a half-open probe. */
   declare readonly probe: boolean;
   /** Epoch ms after which a probe counts as failed (`Infinity` for closed-state permits). */
   declare readonly expiresAt: number;
 
-  /** Permits come from {@link Breaker.allow}. */
-  constructor(breaker: Breaker, epoch: number, probe: boolean, expiresAt: number) {
+  /** Permits come from `Breaker.allow()`. */
+  constructor(breaker: Settler, epoch: number, probe: boolean, expiresAt: number) {
     this.breaker = breaker;
     this.epoch = epoch;
     this.probe = probe;

@@ -7,7 +7,8 @@ import { createJudge } from "../outcome/judge.js";
 import { isCallersMistake, refusedRedirect } from "../outcome/mistakes.js";
 import { retryAfterMs } from "../outcome/status.js";
 import { type FetchInput, initWith, isRequest, signalOf, urlOf } from "../request.js";
-import { call, type Core } from "./call.js";
+import { call } from "./call.js";
+import type { Core } from "./core.js";
 import { CircuitEvents } from "./events.js";
 import { resolveCbFetchOptions } from "./options.js";
 import {

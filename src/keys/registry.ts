@@ -1,13 +1,12 @@
 import { Breaker, type TransitionListener } from "../breaker/breaker.js";
 import type { ResolvedBreakerOptions } from "../breaker/options.js";
-import type { Bulkhead } from "../guards/bulkhead.js";
 import { originOf } from "./key.js";
 
 /** One key's breaker, its optional bulkhead, and what the registry and the store track. */
 export interface Entry {
   readonly breaker: Breaker;
-  /** Set before the key's first call when `maxConcurrent` is (its code loads on demand). */
-  bulkhead: Bulkhead | undefined;
+  /** Set before the key's first call when `maxConcurrent` is (the `bulkhead` part's). */
+  bulkhead: Queue | undefined;
   /** Used since the last eviction sweep. */
   used: boolean;
   /** What the shared-state module keeps for this key (its merged record); never read here. */
@@ -16,6 +15,18 @@ export interface Entry {
   loaded: boolean;
   /** The pending look-up, while there is one. */
   hydrating: Promise<void> | undefined;
+}
+
+/** A key's bulkhead, as a call uses it (see `guards/bulkhead.ts`). */
+export interface Queue {
+  readonly maxConcurrent: number;
+  readonly maxQueue: number;
+  /** Runs `call` once a slot is free, or answers with `full()` when no queue place is. */
+  run(
+    signal: AbortSignal | undefined,
+    call: () => Promise<Response>,
+    full: () => Promise<Response>,
+  ): Promise<Response>;
 }
 
 export interface RegistryOptions {
