@@ -12,7 +12,7 @@
 // sizes`) runs only those, and BENCH_LOOPBACK_ROUNDS=2 shortens section 2 for a quick try.
 // The whole run takes about 2 minutes on a 2-core machine.
 import { writeFileSync } from "node:fs";
-import { machine, machineLine, toJson } from "./lib.mjs";
+import { fmt, machine, machineLine, table, toJson } from "./lib.mjs";
 
 const SECTIONS = {
   "hot-path": () => import("./hot-path.mjs"),
@@ -47,6 +47,7 @@ async function main() {
     results[name] = await run(results);
     results[name].seconds = (performance.now() - sectionStart) / 1000;
   }
+  summary(results);
   environment.loadAverageAtEnd = machine().loadAverage;
   environment.seconds = (performance.now() - started) / 1000;
   console.log("");
@@ -55,6 +56,98 @@ async function main() {
       `load average at end ${environment.loadAverageAtEnd.join(" ")}`,
   );
   writeFileSync(RESULTS_FILE, toJson(results));
+}
+
+/**
+ * The lean core's figures (issue 24) side by side with their anchors, as ratios where the
+ * anchor is another library measured in this run: the closed-state path against cockatiel's
+ * ConsecutiveBreaker, the failure-rate window against its SamplingBreaker, memory per idle
+ * breaker, and the core's bytes.
+ */
+function summary(results) {
+  const hot = results["hot-path"];
+  const memory = results.memory;
+  const sizes = results.sizes;
+  if (!hot && !memory && !sizes) return;
+  const overhead = (name) => hot?.rows?.find((r) => r.name === name)?.overheadNs;
+  const row = (figure, cbfetch, anchor, target, meets) => [
+    figure,
+    cbfetch,
+    anchor,
+    target,
+    meets === undefined ? "–" : meets ? "meets" : "misses",
+  ];
+  const ratio = (a, b) => (a === undefined || b === undefined ? undefined : a / b);
+  const rows = [];
+  if (hot) {
+    const plain = ratio(
+      overhead("cbfetch (consecutive, default)"),
+      overhead("cockatiel ConsecutiveBreaker"),
+    );
+    const rate = ratio(
+      overhead("cbfetch (failureRate window)"),
+      overhead("cockatiel SamplingBreaker"),
+    );
+    rows.push(
+      row(
+        "closed-state overhead, stub fetch, defaults",
+        `+${fmt(overhead("cbfetch (consecutive, default)"))} ns`,
+        `cockatiel Consecutive +${fmt(overhead("cockatiel ConsecutiveBreaker"))} ns: ${plain?.toFixed(2)} ×`,
+        "≤ 0.6 × cockatiel",
+        plain <= 0.6,
+      ),
+      row(
+        "same with a failureRate window",
+        `+${fmt(overhead("cbfetch (failureRate window)"))} ns`,
+        `cockatiel Sampling +${fmt(overhead("cockatiel SamplingBreaker"))} ns: ${rate?.toFixed(2)} ×`,
+        "≤ 1.0 × cockatiel Sampling",
+        rate <= 1,
+      ),
+    );
+  }
+  if (memory?.rows) {
+    const bytes = (name) => memory.rows.find((r) => r.name === name)?.bytes;
+    const own = bytes("cbfetch createBreaker()");
+    const cockatiel = bytes("cockatiel ConsecutiveBreaker");
+    rows.push(
+      row(
+        "heap per idle createBreaker()",
+        `${fmt(own)} B`,
+        `cockatiel ${fmt(cockatiel)} B`,
+        "≤ 600 B",
+        own <= 600,
+      ),
+      row(
+        "heap per idle breaker in the registry",
+        `${fmt(bytes("cbfetch"))} B`,
+        `cockatiel ${fmt(cockatiel)} B`,
+        "< 500 B",
+        bytes("cbfetch") < 500,
+      ),
+    );
+  }
+  if (sizes?.app) {
+    const cockatiel = sizes.peers?.find((p) => p.name.startsWith("cockatiel (whole"))?.gzip;
+    rows.push(
+      row(
+        "core an app gets from createCbFetch(), min+gzip, splitting",
+        `${sizes.app.split.gzip} B`,
+        `cockatiel ${cockatiel} B whole`,
+        "≤ 6000 B",
+        sizes.app.split.gzip <= 6000,
+      ),
+      row(
+        "the same, with a bundler that inlines import()",
+        `${sizes.app.inlined.gzip} B`,
+        `cockatiel ${cockatiel} B whole`,
+        "≤ 10000 B",
+        sizes.app.inlined.gzip <= 10_000,
+      ),
+    );
+  }
+  console.log("");
+  console.log("## The lean core (issue 24): cbfetch beside its anchors, in this run");
+  console.log(table(["figure", "cbfetch", "anchor", "target", "verdict"], rows));
 }
 
 await main();

@@ -21,13 +21,14 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel";
 import CircuitBreaker from "opossum";
-import { Breaker, createCbFetch } from "../dist/index.js";
+import { Breaker, createBreaker, createCbFetch } from "../dist/index.js";
 import { barLine, fmt, hasFastProperties, heapAfterGc, median, table } from "./lib.mjs";
 
 const CHILD_ENV = "CBFETCH_BENCH_MEMORY_CHILD";
 const KEYS = 10_000;
 const REPETITIONS = 3;
-const BYTES_BAR = 500; // DESIGN §6: bytes per idle breaker
+const BYTES_BAR = 500; // DESIGN §6: bytes per idle breaker in the registry
+const OWN_BYTES_BAR = 600; // DESIGN §6: bytes per idle createBreaker()
 const CALLS = 1_000_000;
 const CHECKPOINTS = [100_000, 500_000, CALLS];
 const ROTATING_ORIGINS = 10_000;
@@ -54,6 +55,12 @@ const SUBJECTS = [
       return cb;
     },
     dispose: (cb) => cb.close(),
+  },
+  {
+    // A breaker of its own: its options, its clock (DESIGN §6: at most 600 B).
+    name: "cbfetch createBreaker()",
+    create: (n) => Array.from({ length: n }, () => createBreaker()),
+    dispose: () => {},
   },
   {
     name: "opossum (defaults)",
@@ -100,7 +107,9 @@ async function bytesPerBreaker(subject) {
 async function cbfetchBreakdown(total) {
   const internal = await import("../dist/breaker/options.js").catch(() => undefined);
   if (internal?.resolveBreakerOptions === undefined) return undefined;
-  const options = internal.resolveBreakerOptions({});
+  const options = internal.resolveBreakerOptions(
+    internal.readGroup("bench", {}, internal.BREAKER_NUMBERS),
+  );
   const parts = [
     ["Breaker with its Permit, policy and probes array", () => new Breaker(options, "k")],
     ["origin key string", (i) => new URL(origin(i)).origin],
@@ -198,6 +207,8 @@ function print(rows, flat, breakdown) {
   );
   console.log("");
   const cb = rows[0];
+  const own = rows.find((r) => r.name === "cbfetch createBreaker()");
+  const opossum = rows.find((r) => r.name.startsWith("opossum"));
   const perTimer = (r) => (r.timers.whileIdle.all / KEYS).toFixed(0);
   const parts = Object.entries(breakdown ?? {}).map(([name, bytes]) => `${name} ${fmt(bytes)} B`);
   console.log(
@@ -210,8 +221,15 @@ function print(rows, flat, breakdown) {
   );
   console.log(
     barLine(
+      `<= ${OWN_BYTES_BAR} B per idle createBreaker() (a breaker of its own: options, clock)`,
+      `${fmt(own.bytes)} B`,
+      own.bytes <= OWN_BYTES_BAR,
+    ),
+  );
+  console.log(
+    barLine(
       "no timer per breaker",
-      `${cb.timers.whileIdle.all} timers for ${KEYS} breakers (opossum: ${perTimer(rows[1])} per breaker)`,
+      `${cb.timers.whileIdle.all} timers for ${KEYS} breakers (opossum: ${perTimer(opossum)} per breaker)`,
       cb.timers.whileIdle.all === 0,
     ),
   );

@@ -196,15 +196,43 @@ export async function entryBreakdown(entry = ".", { root = ROOT } = {}) {
 export async function appCoreSize({ root = ROOT } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cbfetch-app-"));
   try {
-    writeFileSync(
-      join(dir, "app.js"),
-      `import { createCbFetch } from ${JSON.stringify(entryFile(".", root))};\nexport const cb = createCbFetch();\n`,
-    );
-    const built = await splitBundle({ app: join(dir, "app.js") }, { root });
+    const app = writeApp(dir, root);
+    const built = await splitBundle({ app }, { root });
     return total(built.app.eager);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The same app through a bundler that inlines `import()` (esbuild without splitting, as
+ * wrangler bundles a Worker): one file holding the core and every part it can load.
+ */
+export async function appCoreInlinedSize({ root = ROOT } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "cbfetch-app-"));
+  try {
+    const app = writeApp(dir, root);
+    const { minified, gzip } = await bundle({
+      entryPoints: [app],
+      absWorkingDir: root,
+      platform: "neutral",
+      packages: "external",
+      external: ["cloudflare:*"],
+    });
+    return { minified, gzip };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** An app that only calls `createCbFetch()`, written into `dir`; returns its path. */
+function writeApp(dir, root) {
+  const app = join(dir, "app.js");
+  writeFileSync(
+    app,
+    `import { createCbFetch } from ${JSON.stringify(entryFile(".", root))};\nexport const cb = createCbFetch();\n`,
+  );
+  return app;
 }
 
 /** Every entry of TARGETS, in order. */
