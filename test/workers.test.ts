@@ -495,6 +495,32 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(upstream.hits).toBe(hits);
   });
 
+  it("one hung report does not silence the isolate: the trip, then other keys' changes, reach the object", async () => {
+    await start();
+    upstream.handle(respond(503));
+    // Trips "once/a": its report hangs (until the store's timeout), the retry answers.
+    for (let i = 0; i < 3; i++) expect((await get("/__test/once/a")).status).toBe(503);
+    // Traffic goes on (a healthy key of the same middleware): a due retry rides on it, as
+    // workerd runs no timer once the request that set it has ended.
+    upstream.handle(respond(200));
+    await vi.waitFor(
+      async () => {
+        expect((await get("/__test/once/c")).status).toBe(200);
+        const stored = await storedRecord("once/a");
+        expect(stored, "the trip of once/a, in its object").toBeDefined();
+        expect(isOpen(stored as BreakerRecord)).toBe(true);
+      },
+      { timeout: 15_000, interval: 250 },
+    );
+    // A later change of another key is reported at once.
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) expect((await get("/__test/once/b")).status).toBe(503);
+    await settle();
+    const stored = await storedRecord("once/b");
+    expect(stored, "the trip of once/b, in its object").toBeDefined();
+    expect(isOpen(stored as BreakerRecord)).toBe(true);
+  }, 30_000);
+
   it("the example's /__breakers route is off unless BREAKERS_ROUTE is on", async () => {
     await start({ BREAKERS_ROUTE: "off" });
     expect((await get("/__breakers")).status).toBe(404);
