@@ -101,6 +101,7 @@ const advance = async (ms: number, ...workers: Get[]) => {
   }
 };
 const now = () => Date.now() + offset;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Runs `requests` at once while the upstream holds every request that reaches it; once each
  * request has either answered or reached the upstream, the held ones get `status`. So a probe
@@ -520,6 +521,20 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(stored, "the trip of once/b, in its object").toBeDefined();
     expect(isOpen(stored as BreakerRecord)).toBe(true);
   }, 30_000);
+
+  it("a hung probe lease call does not hang the probing request: it probes on its own", async () => {
+    await start({ CB_TIMEOUT_MS: "500" });
+    upstream.handle(respond(200));
+    await openInObject(now() - 1, "hung-lease"); // due: the isolate's first call probes
+    const hits = upstream.hits;
+    // The issue's measurement: still pending after 4 s (the lease call hangs forever).
+    const probing = get("/__test/hung-lease");
+    probing.catch(() => {}); // left pending when it hangs
+    const answer = await Promise.race([probing, sleep(4000)]);
+    expect(answer).toMatchObject({ status: 200 });
+    expect(upstream.hits).toBe(hits + 1);
+    expect((await get("/__test/hung-lease")).status).toBe(200); // closed, locally
+  });
 
   it("the example's /__breakers route is off unless BREAKERS_ROUTE is on", async () => {
     await start({ BREAKERS_ROUTE: "off" });
