@@ -536,6 +536,28 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect((await get("/__test/hung-lease")).status).toBe(200); // closed, locally
   });
 
+  it("a recovery costs two object calls: the probe lease, and the report that ends it", async () => {
+    await start();
+    upstream.handle(respond(200));
+    await openInObject(now() - 1); // due: the isolate's first call probes
+    expect(await doCalls()).toBe(0);
+    expect((await get("/api/recover")).status).toBe(200); // load, lease, probe: closes
+    await settle();
+    expect(isOpen((await storedRecord()) as BreakerRecord)).toBe(false);
+    expect(await doCalls()).toBeLessThanOrEqual(1 + 2); // the cold load, then the recovery
+    // A failed probe costs two calls too: the lease, and the report of the re-open.
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) expect((await get("/api/recover")).status).toBe(503);
+    await settle();
+    const tripped = await doCalls(); // the trip's one report
+    await advance(61_000);
+    expect((await get("/api/recover")).status).toBe(503); // the probe fails
+    await settle();
+    const reopened = (await storedRecord()) as BreakerRecord;
+    expect(isOpen(reopened) && reopened.reopens).toBe(1);
+    expect((await doCalls()) - tripped).toBeLessThanOrEqual(2);
+  });
+
   it("the example's /__breakers route is off unless BREAKERS_ROUTE is on", async () => {
     await start({ BREAKERS_ROUTE: "off" });
     expect((await get("/__breakers")).status).toBe(404);

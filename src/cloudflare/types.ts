@@ -24,9 +24,9 @@ export interface ObjectProbeAnswer {
 /** The RPC methods of a {@link CircuitBreakerObject} stub. */
 export interface CircuitBreakerStub {
   load(key: string): Promise<unknown>;
-  report(record: unknown): Promise<unknown>;
+  report(record: unknown, lease?: { holder: string; until?: number }): Promise<unknown>;
   acquireProbe(holder: string, leaseMs: number, key: string): Promise<ObjectProbeAnswer>;
-  releaseProbe(holder: string, record?: unknown): Promise<void>;
+  releaseProbe(holder: string, record?: unknown, until?: number): Promise<void>;
 }
 
 /** The slice of a `DurableObjectNamespace` binding the store uses. */

@@ -209,9 +209,15 @@ function leaseGate(
     const lease = await pipeline.ask(key, acquire, waitMs, giveBack);
     if (lease === FAILED) return () => {};
     const entry = replica.registry.peek(key);
-    // The release carries the probe's outcome, so the lease never ends before the object
-    // knows the probe failed (another isolate would probe again at once).
-    if (lease.granted) return () => lease.release(entry && replica.recordOf(entry));
+    if (lease.granted) {
+      // The probe's outcome ends the lease: the write of that change (sent now, so the store
+      // ends the lease with it), or, with no change to write, the release, which carries the
+      // record. Either way the object knows a failed probe before another isolate may probe.
+      return () => {
+        void pipeline.flush();
+        lease.release(entry && replica.recordOf(entry));
+      };
+    }
     if (lease.record !== undefined) replica.apply(lease.record, "Durable Object", key);
     if (refused.size >= 1024) refused.clear(); // bounded: a few keys are half-open at once
     refused.set(key, lease.until);
