@@ -10,7 +10,9 @@ export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown
  * timer, or a later caller of {@link StoreCall.expireIfDue}. In workerd a timer set by a request
  * that has ended never fires (and promise callbacks of that request never run), so a call must
  * not need its own timer: the next request that looks settles it, and `onSettle` runs in that
- * request, synchronously.
+ * request, synchronously. Its promise belongs to the request that made the call, and only that
+ * request resolves it (workerd refuses a promise resolved from another request): a later
+ * request waits on it with a timer of its own.
  */
 export class StoreCall {
   /** When it times out, on the instance's clock. */
@@ -18,9 +20,9 @@ export class StoreCall {
   readonly #ms: number;
   readonly #onSettle: (outcome: Outcome, call: StoreCall) => void;
   readonly #late: ((value: unknown) => void) | undefined;
-  #value: unknown = FAILED;
+  readonly #settled: Promise<unknown>;
+  #resolve: (value: unknown) => void = () => {};
   #done = false;
-  #waiters: Array<(value: unknown) => void> = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -38,7 +40,8 @@ export class StoreCall {
     this.#ms = ms;
     this.#onSettle = onSettle;
     this.#late = late;
-    this.#timer = setTimeout(() => this.#timeOut(), ms);
+    this.#settled = new Promise((resolve) => (this.#resolve = resolve));
+    this.#timer = setTimeout(() => this.#timeOut(true), ms);
     // In Node, a pending store call must not keep the process alive.
     (this.#timer as { unref?: () => void }).unref?.();
     try {
@@ -56,28 +59,32 @@ export class StoreCall {
     return this.#done;
   }
 
-  /** Times the call out if its deadline has passed (`now`, on the instance's clock). */
+  /**
+   * Times the call out if its deadline has passed (`now`, on the instance's clock); its
+   * promise stays as it is (it belongs to the request that made the call).
+   */
   expireIfDue(now: number): void {
-    if (now >= this.deadline) this.#timeOut();
+    if (now >= this.deadline) this.#timeOut(false);
   }
 
-  /** Its answer once settled, or {@link FAILED}: a promise of the caller's own. */
+  /**
+   * Its answer, or {@link FAILED}, once it has settled in the request that made it (one that
+   * {@link StoreCall.expireIfDue} settled elsewhere never resolves: wait with a deadline).
+   */
   settled(): Promise<unknown> {
-    if (this.#done) return Promise.resolve(this.#value);
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return this.#settled;
   }
 
-  #timeOut(): void {
+  #timeOut(own: boolean): void {
     const error = new Error(`cbfetch: the store did not answer within ${this.#ms} ms`);
-    this.#settle({ ok: false, error });
+    this.#settle({ ok: false, error }, own);
   }
 
-  #settle(outcome: Outcome): void {
+  #settle(outcome: Outcome, own = true): void {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#timer);
-    this.#value = outcome.ok ? outcome.value : FAILED;
     this.#onSettle(outcome, this);
-    for (const resolve of this.#waiters.splice(0)) resolve(this.#value);
+    if (own) this.#resolve(outcome.ok ? outcome.value : FAILED);
   }
 }
