@@ -441,7 +441,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(await doCalls()).toBe(before + 1);
   });
 
-  it("a middleware built per request keeps one instance: one object load, not one per request", async () => {
+  it("a middleware built per request, named, keeps one instance: one object load, not one per request", async () => {
     await start();
     upstream.handle(respond(200));
     const before = await doCalls();

@@ -68,6 +68,14 @@ export interface DurableObjectStoreOptions {
 /** Options of the Workers middleware: every `createCbFetch` option, plus where the state lives. */
 export interface CircuitBreakerOptions extends CbFetchOptions, DurableObjectStoreOptions {
   /**
+   * The breakers' identity in the isolate: every middleware of this name shares one instance
+   * (made from the options of the first one used; later ones' options are not read). Give one
+   * when the middleware is made per request, inside a handler: without it, each middleware
+   * made has its own breakers, so one made per request starts afresh on every request.
+   * @default undefined (one instance per middleware made)
+   */
+  name?: string;
+  /**
    * The env binding of the `CircuitBreakerObject` namespace. Without it (or when the binding
    * is missing) the breaker works per isolate.
    * @default "CIRCUIT_BREAKER"

@@ -216,10 +216,11 @@ export default {
       return failing.fetch(request, { ...env, CIRCUIT_BREAKER: failingNamespace }, ctx);
     }
     if (url.pathname === "/__test/per-request") {
-      // A Worker that builds its middleware inside the handler, on every request.
+      // A Worker that builds its middleware inside the handler, on every request: its name
+      // finds the state of the previous requests.
       const perRequest = withCircuitBreaker<Env>(
         async (_request, e, _ctx, cbFetch) => cbFetch(new URL("/per-request", e.UPSTREAM)),
-        { keyOf: () => "per-request", failureThreshold: 3 },
+        { name: "per-request", keyOf: () => "per-request", failureThreshold: 3 },
       );
       return perRequest.fetch(request, { ...env, CIRCUIT_BREAKER: counted }, ctx);
     }
