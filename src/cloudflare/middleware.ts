@@ -1,3 +1,4 @@
+import { badOption } from "../breaker/options.js";
 import { CircuitOpenError } from "../errors.js";
 import { create } from "../fetch/cb-fetch.js";
 import type { CircuitEvent } from "../fetch/events.js";
@@ -24,7 +25,6 @@ const MAX_INSTANCES = 64;
 // The instances of this isolate, in global scope, least recently used first: a warm isolate
 // keeps its breakers between requests, so the closed state costs no Durable Object call.
 const instances = new Map<object | string, CbFetch>();
-let lastUsed: object | string | undefined;
 let warned = false;
 
 /**
@@ -41,17 +41,11 @@ export function isolateFetch(
   options: CircuitBreakerOptions,
 ): CbFetch {
   const identity = options.name ?? made;
-  let instance = instances.get(identity);
-  if (instance === undefined) {
-    instance = createInstance(request, env, options);
-    if (instances.size >= MAX_INSTANCES) evictLeastRecentlyUsed();
-  } else if (lastUsed === identity) {
-    return instance;
-  }
+  const instance = instances.get(identity) ?? createInstance(request, env, options);
   // The most recently used goes last.
   instances.delete(identity);
+  if (instances.size >= MAX_INSTANCES) evictLeastRecentlyUsed();
   instances.set(identity, instance);
-  lastUsed = identity;
   return instance;
 }
 
@@ -62,7 +56,7 @@ export function isolateFetch(
 export function identityOf(options: CircuitBreakerOptions): object {
   const { name } = options;
   if (name !== undefined && (typeof name !== "string" || name === "")) {
-    throw new TypeError(`cbfetch: option "name" must be a non-empty string, got ${String(name)}`);
+    badOption("name", "a non-empty string", name);
   }
   return {};
 }
@@ -106,19 +100,18 @@ function createInstance(request: Request, env: object, options: CircuitBreakerOp
 /**
  * Drops the least recently used instance (its breakers with it). Most likely a middleware is
  * made per request (each one a new instance, whose breakers never see a second call): said
- * once, with what to do.
+ * once, with what to do (the README's "Hono" section has the pattern).
  */
 function evictLeastRecentlyUsed(): void {
   const [oldest] = instances.keys();
   instances.delete(oldest as object | string);
-  if (warned) return;
-  warned = true;
-  console.warn(
-    `cbfetch: more than ${MAX_INSTANCES} circuit breaker middlewares in this isolate, so the ` +
-      "least recently used lost its breakers. A middleware made per request (inside a " +
-      "handler) is a new one each time, whose circuits never open: make it once, outside " +
-      "the handler, or give it a `name` (middlewares of one name share one state).",
-  );
+  if (!warned) {
+    warned = true;
+    console.warn(
+      `cbfetch: over ${MAX_INSTANCES} breaker middlewares, so breakers were dropped. Made ` +
+        "per request? Make it once, or give it a `name`.",
+    );
+  }
 }
 
 /** The default transition log: one JSON line (Workers Logs and `wrangler tail` parse it). */

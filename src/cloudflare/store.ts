@@ -56,9 +56,8 @@ export function durableObjectStore(
     load: (key) => stub(key).load(key),
     save(record: BreakerRecord) {
       const until = leases.get(record.key);
-      if (until === undefined) return stub(record.key).report(record);
       leases.delete(record.key);
-      return stub(record.key).report(record, { holder, until });
+      return stub(record.key).report(record, until === undefined ? undefined : { holder, until });
     },
     async acquireProbe(key, leaseMs) {
       const answer = await stub(key).acquireProbe(holder, leaseMs, key);

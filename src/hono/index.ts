@@ -7,7 +7,6 @@
  * @packageDocumentation
  */
 import type { Env, MiddlewareHandler } from "hono";
-import { createMiddleware } from "hono/factory";
 import {
   identityOf,
   isolateFetch,
@@ -43,7 +42,7 @@ export interface CircuitBreakerVariables {
  */
 export function circuitBreaker(options: CircuitBreakerOptions = {}): MiddlewareHandler<Env> {
   const made = identityOf(options);
-  return createMiddleware<Env>(async (c, next) => {
+  return async (c, next) => {
     const fetch = isolateFetch(made, c.req.raw, (c.env ?? {}) as object, options);
     c.set("cbFetch", withResponse(fetch));
     await next();
@@ -54,7 +53,7 @@ export function circuitBreaker(options: CircuitBreakerOptions = {}): MiddlewareH
       // `app.request()` in tests: no ExecutionContext.
     }
     keepAlive(ctx, fetch);
-  });
+  };
 }
 
 const wrapped = new WeakMap<CbFetch, CbFetch>();

@@ -2,7 +2,7 @@ import { isOpen } from "./compare.js";
 import type { BreakerRecord } from "./record.js";
 import type { Entry, Replica } from "./replica.js";
 import type { BreakerStore } from "./store.js";
-import { FAILED, type Outcome, StoreCall } from "./store-call.js";
+import { FAILED, StoreCall, unref } from "./store-call.js";
 import { validRecord } from "./validate.js";
 
 /** A store call that has not settled by then counts as failed (it may still land later). */
@@ -68,8 +68,6 @@ export class Pipeline {
   /** Whether a store call has answered since the last `storeerror`. */
   #answeredSinceReport = true;
   #queued = false;
-  /** Flushes when the earliest retry comes due, where timers run. Nothing depends on it. */
-  #wake: { at: number; timer: ReturnType<typeof setTimeout> } | undefined;
   /** Records the store holds, as far as this instance knows (for pruning). */
   #stored = 0;
   readonly #written = new WeakSet<Entry>();
@@ -140,7 +138,6 @@ export class Pipeline {
         this.#write(entry);
       }
     }
-    this.#wakeAtNextRetry();
     if (this.#writes.size === 0) return Promise.resolve();
     const settled = this.#settled();
     // Workers: the writes must outlive the request (or waitUntil work) that made the change.
@@ -151,7 +148,6 @@ export class Pipeline {
   /** Flushes, then closes the store; later changes are not written. */
   async close(): Promise<void> {
     await this.flush(true);
-    if (this.#wake !== undefined) clearTimeout(this.#wake.timer);
     if (this.#store?.close !== undefined) {
       await this.#call("", async (store) => store.close?.()).settled();
     }
@@ -164,9 +160,7 @@ export class Pipeline {
       this.#writes.delete(write);
       // Kept for a retry once the key's backoff is over.
       if (answer === FAILED) {
-        if (this.#store === undefined) return;
-        this.#dirty.add(entry);
-        this.#wakeAtNextRetry();
+        if (this.#store !== undefined) this.#dirty.add(entry);
         return;
       }
       if (!this.#written.has(entry)) {
@@ -185,38 +179,15 @@ export class Pipeline {
    * a timer of the caller's own (the write's own timer may belong to a request that has ended).
    */
   async #settled(): Promise<void> {
-    while (this.#writes.size > 0) {
-      const writes = [...this.#writes];
-      const latest = Math.max(...writes.map((write) => write.deadline));
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise((resolve) => {
-        timer = setTimeout(resolve, Math.max(0, latest - this.#replica.clock.now()));
-        (timer as { unref?: () => void }).unref?.();
-      });
-      await Promise.race([Promise.all(writes.map((write) => write.settled())), deadline]);
-      clearTimeout(timer);
-      for (const write of writes) write.expireIfDue(this.#replica.clock.now());
-    }
-  }
-
-  /** Where timers run, flushes again when the earliest pending retry comes due. */
-  #wakeAtNextRetry(): void {
-    let at = Number.POSITIVE_INFINITY;
-    for (const entry of this.#dirty) {
-      at = Math.min(at, this.#streaks.get(entry.breaker.key)?.retryAt ?? at);
-    }
-    const now = this.#replica.clock.now();
-    const wake = this.#wake;
-    // A wake-up that is set and not overdue (in workerd, one past its time never fires) stays.
-    if (at === Number.POSITIVE_INFINITY || (wake && wake.at <= at && wake.at >= now)) return;
-    if (wake !== undefined) clearTimeout(wake.timer);
-    const timer = setTimeout(() => {
-      this.#wake = undefined;
-      void this.flush();
-    }, at - now);
-    // In Node, a pending retry must not keep the process alive; close() flushes it.
-    (timer as { unref?: () => void }).unref?.();
-    this.#wake = { at, timer };
+    const writes = [...this.#writes];
+    const latest = Math.max(...writes.map((write) => write.deadline));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise((resolve) => {
+      unref((timer = setTimeout(resolve, latest - this.#replica.clock.now())));
+    });
+    await Promise.race([Promise.all(writes.map((write) => write.settled())), deadline]);
+    clearTimeout(timer);
+    for (const write of writes) write.expireIfDue(this.#replica.clock.now());
   }
 
   /**
@@ -273,12 +244,13 @@ export class Pipeline {
     { written, ms, late }: CallOptions = {},
   ): StoreCall {
     const store = this.#store as BreakerStore;
-    const settle = (outcome: Outcome, call: StoreCall) => {
-      if (outcome.ok) {
+    const settle = (answer: unknown, error: unknown, call: StoreCall) => {
+      if (answer === FAILED) this.#failed(key, error, written !== undefined);
+      else {
         this.#streaks.delete(key);
         this.#answeredSinceReport = true;
-      } else this.#failed(key, outcome.error, written !== undefined);
-      written?.(outcome.ok ? outcome.value : FAILED, call);
+      }
+      written?.(answer, call);
     };
     const timeout = ms ?? store.timeoutMs ?? this.#options.timeoutMs ?? STORE_TIMEOUT_MS;
     return new StoreCall(() => operation(store), timeout, this.#replica.clock.now(), settle, late);
@@ -301,6 +273,10 @@ export class Pipeline {
     streak.failures++;
     if (!write) return;
     const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(streak.failures - 1, 16));
-    streak.retryAt = this.#replica.clock.now() + ceiling / 2 + (Math.random() * ceiling) / 2;
+    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    streak.retryAt = this.#replica.clock.now() + delay;
+    // Where timers run, the retry goes when due. Nothing depends on it: in workerd a timer
+    // outlives no request, and the next flush() (the next change, or request) carries it.
+    unref(setTimeout(() => void this.flush(), delay));
   }
 }

@@ -1,8 +1,12 @@
 /** What a store call settles with when it threw, rejected or timed out. */
 export const FAILED: unique symbol = Symbol("failed");
 
-/** How a store call ended: its answer, or why it failed. */
-export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+/** How a store call ended: its answer, or {@link FAILED} and why. */
+export type Settled = (answer: unknown, error: unknown, call: StoreCall) => void;
+
+/** In Node, a timer of cbfetch's must not keep the process alive. */
+export const unref = (timer: ReturnType<typeof setTimeout>) =>
+  (timer as { unref?: () => void }).unref?.();
 
 /**
  * One call to a store, with a deadline. It settles once: with the store's answer, or as failed
@@ -18,12 +22,12 @@ export class StoreCall {
   /** When it times out, on the instance's clock. */
   readonly deadline: number;
   readonly #ms: number;
-  readonly #onSettle: (outcome: Outcome, call: StoreCall) => void;
+  readonly #onSettle: Settled;
   readonly #late: ((value: unknown) => void) | undefined;
   readonly #settled: Promise<unknown>;
   #resolve: (value: unknown) => void = () => {};
   #done = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: ReturnType<typeof setTimeout>;
 
   /**
    * Calls `operation` now (synchronously). `onSettle` learns how it ended; `late` gets an
@@ -33,7 +37,7 @@ export class StoreCall {
     operation: () => unknown,
     ms: number,
     now: number,
-    onSettle: (outcome: Outcome, call: StoreCall) => void,
+    onSettle: Settled,
     late?: (value: unknown) => void,
   ) {
     this.deadline = now + ms;
@@ -42,15 +46,14 @@ export class StoreCall {
     this.#late = late;
     this.#settled = new Promise((resolve) => (this.#resolve = resolve));
     this.#timer = setTimeout(() => this.#timeOut(true), ms);
-    // In Node, a pending store call must not keep the process alive.
-    (this.#timer as { unref?: () => void }).unref?.();
+    unref(this.#timer);
     try {
       Promise.resolve(operation()).then(
-        (value) => (this.#done ? this.#late?.(value) : this.#settle({ ok: true, value })),
-        (error: unknown) => this.#settle({ ok: false, error }),
+        (value) => (this.#done ? this.#late?.(value) : this.#settle(value, undefined)),
+        (error: unknown) => this.#settle(FAILED, error),
       );
     } catch (error) {
-      this.#settle({ ok: false, error });
+      this.#settle(FAILED, error);
     }
   }
 
@@ -77,14 +80,14 @@ export class StoreCall {
 
   #timeOut(own: boolean): void {
     const error = new Error(`cbfetch: the store did not answer within ${this.#ms} ms`);
-    this.#settle({ ok: false, error }, own);
+    this.#settle(FAILED, error, own);
   }
 
-  #settle(outcome: Outcome, own = true): void {
+  #settle(answer: unknown, error: unknown, own = true): void {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#timer);
-    this.#onSettle(outcome, this);
-    if (own) this.#resolve(outcome.ok ? outcome.value : FAILED);
+    this.#onSettle(answer, error, this);
+    if (own) this.#resolve(answer);
   }
 }
