@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-import type { Env, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import {
   identityOf,
   isolateFetch,
@@ -39,8 +39,10 @@ export interface CircuitBreakerVariables {
  * handler) needs a `name` to find its state again.
  *
  * @param options - as for `withCircuitBreaker` (`name`, `binding`, `envPrefix`, `scope`, …)
+ * @returns a middleware for any app, as Hono's own are (`c.var.cbFetch` is typed by
+ * `ContextVariableMap`), so it can also be called inside a handler: `circuitBreaker(…)(c, next)`
  */
-export function circuitBreaker(options: CircuitBreakerOptions = {}): MiddlewareHandler<Env> {
+export function circuitBreaker(options: CircuitBreakerOptions = {}): MiddlewareHandler {
   const made = identityOf(options);
   return async (c, next) => {
     const fetch = isolateFetch(made, c.req.raw, (c.env ?? {}) as object, options);
