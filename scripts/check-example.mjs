@@ -1,17 +1,31 @@
-// The worker-example as a user meets it: copied out of the repository into an empty folder,
-// its `cbfetch` dependency pointed at the packed tarball, then what its README says: `npm
-// install`, `npm run typecheck`, `npm run build`, `npm run upstream` and `npm run dev -- --port
-// N`. Requests go to /api/… until the circuit opens against the failing upstream; the refused
-// request must be a 503 with Retry-After and `cbfetch-circuit: open` that never reached the
-// upstream, and wrangler must print the JSON transition line. Both processes are stopped like
-// Ctrl-C (SIGINT to their process groups) and nothing may be left running. Every wait is
-// bounded. Run after `npm run build` (npm test does both); the npm registry must be reachable
-// (the cache is warm when the pins match the repository's, which is checked too).
+// The worker-example as users meet it, twice:
+// 1. copied out of the repository into an empty folder, its `cbfetch` dependency pointed at the
+//    packed tarball (its README says how to point it at the published package), then what its
+//    README says: `npm install`, `npm run typecheck`, `npm run build`, `npm run upstream` and
+//    `npm run dev -- --port N`;
+// 2. in a fresh clone of the repository (its files only: no node_modules, no dist/), as is:
+//    `npm install` (cbfetch is the repository itself, "file:..") and `npm run dev`, which
+//    builds the repository's dist/ first.
+// Each time requests go to /api/… until the circuit opens against the failing upstream; the
+// refused request must be a 503 with Retry-After and `cbfetch-circuit: open` that never
+// reached the upstream, and wrangler must print the JSON transition line. Both processes are
+// stopped like Ctrl-C (SIGINT to their process groups) and nothing may be left running. Every
+// wait is bounded. Run after `npm run build` (npm test does both); the npm registry must be
+// reachable (the cache is warm when the pins match the repository's, which is checked too).
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "..");
 const example = join(root, "worker-example");
@@ -123,8 +137,109 @@ async function get(url, init) {
   return { response, body: await response.text() };
 }
 
-const work = mkdtempSync(join(tmpdir(), "cbfetch-example-"));
+/** The repository's files as a fresh clone has them: no node_modules, dist/ or other output. */
+function copyAsCloned(from, to) {
+  const args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"];
+  const files = execFileSync("git", args, { cwd: from, encoding: "utf8" }).split("\0");
+  for (const file of files) {
+    // A deleted file is still listed until the deletion is committed.
+    if (file === "" || !existsSync(join(from, file))) continue;
+    mkdirSync(dirname(join(to, file)), { recursive: true });
+    cpSync(join(from, file), join(to, file));
+  }
+}
+
 const running = [];
+
+/**
+ * In `app` (installed), `npm run upstream` and `npm run dev` on free ports, then the README's
+ * walk-through: a healthy request, then a failing upstream until the circuit opens. Each check
+ * and time is named after `label`.
+ */
+async function runAsReadmeSays(app, label) {
+  const named = (name, ok, detail) => check(`${label}: ${name}`, ok, detail);
+  const [upstreamPort, devPort] = [await freePort(), await freePort()];
+  const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+  const workerUrl = `http://127.0.0.1:${devPort}`;
+  const upstream = startScript("upstream", ["--port", String(upstreamPort)], app);
+  running.push(upstream);
+  let start = Date.now();
+  await waitFor("npm run upstream to listen", 15_000, () => {
+    if (upstream.exited) throw new Error(`npm run upstream exited:\n${upstream.output}`);
+    return upstream.output.includes("listening on");
+  });
+  times[`${label}: upstream ready`] = Date.now() - start;
+  start = Date.now();
+  const dev = startScript(
+    "dev",
+    ["--port", String(devPort), "--var", `UPSTREAM:${upstreamUrl}`],
+    app,
+  );
+  running.push(dev);
+  await waitFor("npm run dev to be ready", 90_000, () => {
+    if (dev.exited) throw new Error(`npm run dev exited:\n${dev.output}`);
+    return dev.output.includes("Ready on");
+  });
+  times[`${label}: dev ready`] = Date.now() - start;
+
+  const healthy = await get(`${workerUrl}/api/hello`);
+  named("a healthy upstream answers through the worker", healthy.response.status === 200);
+
+  // The upstream fails: requests until the circuit opens.
+  await get(`${upstreamUrl}/__mode/503`, { method: "POST" });
+  start = Date.now();
+  let refused;
+  let tries = 0;
+  const upstreamCount = async () => JSON.parse((await get(`${upstreamUrl}/__mode`)).body).requests;
+  let before = 0;
+  while (tries++ < 10) {
+    before = await upstreamCount();
+    const { response, body } = await get(`${workerUrl}/api/hello`);
+    if (response.headers.get("cbfetch-circuit") === "open") {
+      refused = { response, body };
+      break;
+    }
+  }
+  times[`${label}: trip`] = Date.now() - start;
+  named(
+    "the circuit opens after CB_FAILURE_THRESHOLD (3) failures",
+    tries === 4,
+    `${tries} requests`,
+  );
+  if (refused) {
+    const retryAfter = refused.response.headers.get("retry-after");
+    named(
+      "the refused request is a 503 with Retry-After and cbfetch-circuit: open",
+      refused.response.status === 503 && /^\d+$/.test(retryAfter ?? "") && Number(retryAfter) > 0,
+      `${refused.response.status}, Retry-After ${retryAfter}`,
+    );
+    named("it never reached the upstream", (await upstreamCount()) === before);
+    named("its body names no upstream", !refused.body.includes("127.0.0.1"), refused.body.trim());
+  }
+  const line = await waitFor("wrangler dev to print the transition line", 10_000, () =>
+    dev.output.split("\n").find((l) => l.includes('"cbfetch circuit transition"')),
+  ).catch(() => undefined);
+  named(
+    "wrangler dev prints one JSON line for the transition",
+    line !== undefined && JSON.parse(line).to === "open",
+    line,
+  );
+  const breakers = await get(`${workerUrl}/__breakers`);
+  named(
+    "/__breakers (on under npm run dev) shows the open circuit",
+    breakers.response.status === 200 && JSON.parse(breakers.body)[0]?.state === "open",
+  );
+
+  // Ctrl-C both: nothing may be left running.
+  for (const proc of running.splice(0)) {
+    const { clean, ms } = await stop(proc);
+    times[`${label}: stop ${proc.script}`] = ms;
+    named(`npm run ${proc.script} stops on SIGINT, its whole process group`, clean);
+  }
+}
+
+const work = mkdtempSync(join(tmpdir(), "cbfetch-example-"));
+const npmArgs = ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"];
 try {
   if (!existsSync(join(root, "dist", "index.js"))) throw new Error("no dist/: npm run build first");
   // 1. Pack, and copy the example out of the repository (what a user copies).
@@ -146,10 +261,14 @@ try {
     mismatched.map((n) => `${n} ${pkg.devDependencies?.[n]} != ${rootPins[n]}`).join(", "),
   );
   check(
-    "the example depends on cbfetch from npm",
-    /^\^\d/.test(pkg.dependencies?.cbfetch ?? ""),
+    "in the repository, the example takes cbfetch from it (file:..)",
+    pkg.dependencies?.cbfetch === "file:..",
     pkg.dependencies?.cbfetch,
   );
+  const readme = readFileSync(join(app, "README.md"), "utf8");
+  const published = /npm pkg set dependencies\.cbfetch=\^\d/.test(readme);
+  check("its README says how to point it at the published package", published);
+  // Copied out, pointed at the package (the packed one stands for the published one).
   pkg.dependencies.cbfetch = `file:${tarball}`;
   writeFileSync(join(app, "package.json"), JSON.stringify(pkg, null, 2));
   const wranglerConfig = readFileSync(join(app, "wrangler.jsonc"), "utf8");
@@ -162,7 +281,6 @@ try {
   );
 
   // 2. Install, type-check and bundle, as its README says.
-  const npmArgs = ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"];
   run("npm install", "npm", npmArgs, app, 300_000);
   check("npm install", existsSync(join(app, "node_modules", "cbfetch", "dist", "index.js")));
   run("npm run typecheck", "npm", ["run", "--silent", "typecheck"], app, 120_000);
@@ -170,87 +288,28 @@ try {
   run("npm run build", "npm", ["run", "--silent", "build"], app, 120_000);
   check("npm run build (wrangler deploy --dry-run, offline)", existsSync(join(app, "dist")));
 
-  // 3. The upstream and wrangler dev, on free ports.
-  const [upstreamPort, devPort] = [await freePort(), await freePort()];
-  const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-  const workerUrl = `http://127.0.0.1:${devPort}`;
-  const upstream = startScript("upstream", ["--port", String(upstreamPort)], app);
-  running.push(upstream);
-  let start = Date.now();
-  await waitFor("npm run upstream to listen", 15_000, () => {
-    if (upstream.exited) throw new Error(`npm run upstream exited:\n${upstream.output}`);
-    return upstream.output.includes("listening on");
-  });
-  times["upstream ready"] = Date.now() - start;
-  start = Date.now();
-  const dev = startScript(
-    "dev",
-    ["--port", String(devPort), "--var", `UPSTREAM:${upstreamUrl}`],
-    app,
-  );
-  running.push(dev);
-  await waitFor("npm run dev to be ready", 60_000, () => {
-    if (dev.exited) throw new Error(`npm run dev exited:\n${dev.output}`);
-    return dev.output.includes("Ready on");
-  });
-  times["dev ready"] = Date.now() - start;
+  // 3. The upstream and wrangler dev, as its README says.
+  await runAsReadmeSays(app, "copied out");
 
-  const healthy = await get(`${workerUrl}/api/hello`);
-  check("a healthy upstream answers through the worker", healthy.response.status === 200);
-
-  // 4. The upstream fails: requests until the circuit opens.
-  await get(`${upstreamUrl}/__mode/503`, { method: "POST" });
-  start = Date.now();
-  let refused;
-  let tries = 0;
-  const upstreamCount = async () => JSON.parse((await get(`${upstreamUrl}/__mode`)).body).requests;
-  let before = 0;
-  while (tries++ < 10) {
-    before = await upstreamCount();
-    const { response, body } = await get(`${workerUrl}/api/hello`);
-    if (response.headers.get("cbfetch-circuit") === "open") {
-      refused = { response, body };
-      break;
-    }
-  }
-  times["trip"] = Date.now() - start;
+  // 4. In a fresh clone of the repository, as is: npm install, then npm run dev.
+  const clone = join(work, "clone");
+  copyAsCloned(root, clone);
+  const inRepo = join(clone, "worker-example");
+  run("npm install (in a clone)", "npm", npmArgs, inRepo, 300_000);
+  const linked = join(inRepo, "node_modules", "cbfetch");
   check(
-    "the circuit opens after CB_FAILURE_THRESHOLD (3) failures",
-    tries === 4,
-    `${tries} requests`,
+    "in a clone, npm install links cbfetch to the repository, not yet built",
+    existsSync(join(linked, "package.json")) &&
+      realpathSync(linked) === realpathSync(clone) &&
+      !existsSync(join(clone, "dist")),
   );
-  if (refused) {
-    const retryAfter = refused.response.headers.get("retry-after");
-    check(
-      "the refused request is a 503 with Retry-After and cbfetch-circuit: open",
-      refused.response.status === 503 && /^\d+$/.test(retryAfter ?? "") && Number(retryAfter) > 0,
-      `${refused.response.status}, Retry-After ${retryAfter}`,
-    );
-    check("it never reached the upstream", (await upstreamCount()) === before);
-    check("its body names no upstream", !refused.body.includes("127.0.0.1"), refused.body.trim());
-  }
-  const line = await waitFor("wrangler dev to print the transition line", 10_000, () =>
-    dev.output.split("\n").find((l) => l.includes('"cbfetch circuit transition"')),
-  ).catch(() => undefined);
+  await runAsReadmeSays(inRepo, "in a clone");
   check(
-    "wrangler dev prints one JSON line for the transition",
-    line !== undefined && JSON.parse(line).to === "open",
-    line,
+    "in a clone, npm run dev built the repository's dist/ first",
+    existsSync(join(clone, "dist", "cloudflare", "index.js")),
   );
-  const breakers = await get(`${workerUrl}/__breakers`);
-  check(
-    "/__breakers (on under npm run dev) shows the open circuit",
-    breakers.response.status === 200 && JSON.parse(breakers.body)[0]?.state === "open",
-  );
-
-  // 5. Ctrl-C both: nothing may be left running.
-  for (const proc of running.splice(0)) {
-    const { clean, ms } = await stop(proc);
-    times[`stop ${proc.script}`] = ms;
-    check(`npm run ${proc.script} stops on SIGINT, its whole process group`, clean);
-  }
 } catch (error) {
-  check("worker-example, copied out and run as its README says", false, error.message);
+  check("worker-example, copied out and in a clone, run as its README says", false, error.message);
 } finally {
   for (const proc of running) await stop(proc);
   rmSync(work, { recursive: true, force: true });

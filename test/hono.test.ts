@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { circuitBreaker } from "../src/hono/index.js";
-import { CircuitOpenError } from "../src/index.js";
+import { CircuitOpenError, memoryStore } from "../src/index.js";
 import { respond, useServer } from "./helpers/server.js";
 
 // The Hono middleware the way Hono apps are tested: app.request(), in plain Node, with no
@@ -67,17 +67,65 @@ describe("cbfetch/hono", () => {
     expect(seen.at(-1)).toBeInstanceOf(CircuitOpenError);
   });
 
-  it("one instance per configuration, also when the middleware is built per request", async () => {
+  it("two middlewares made by one factory keep their own breakers", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    // The same source text, different captures: one tenant's outage is not the other's.
+    const perTenant = (tenant: string) =>
+      circuitBreaker({
+        failureThreshold: 3,
+        envPrefix: false,
+        keyOf: (request) => `${tenant}:${new URL(request.url).origin}`,
+      });
     const hono = new Hono();
-    const seen = new Set<unknown>();
-    hono.use(async (c, next) =>
-      circuitBreaker({ failureThreshold: 2, envPrefix: "PER_REQ_" })(c as never, next),
+    hono.use("/a/*", perTenant("a"));
+    hono.use("/b/*", perTenant("b"));
+    hono.get("/:tenant/items", (c) => c.var.cbFetch(`${server.origin}/items`));
+    server.handle(respond(503));
+    for (let i = 0; i < 3; i++) expect((await hono.request("/a/items")).status).toBe(503);
+    expect((await hono.request("/a/items")).headers.get("cbfetch-circuit")).toBe("open");
+    const hits = server.hits;
+    const b = await hono.request("/b/items");
+    expect(b.headers.get("cbfetch-circuit")).toBeNull(); // tenant b's first call goes out
+    expect(server.hits).toBe(hits + 1);
+  });
+
+  it("options built per request reach one state through a name", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    const hono = new Hono();
+    // A common Hono shape: the middleware (and its store) made on every request.
+    hono.use("*", (c, next) =>
+      circuitBreaker({
+        name: "api",
+        store: memoryStore(),
+        failureThreshold: 2,
+        envPrefix: false,
+      })(c, next),
     );
-    hono.get("/", (c) => {
-      seen.add(c.var.cbFetch.breaker(server.origin));
-      return c.text("ok");
-    });
-    for (let i = 0; i < 5; i++) expect((await hono.request("/")).status).toBe(200);
-    expect(seen.size).toBe(1);
+    hono.get("/items", (c) => c.var.cbFetch(`${server.origin}/items`));
+    server.handle(respond(503));
+    for (let i = 0; i < 2; i++) expect((await hono.request("/items")).status).toBe(503);
+    const hits = server.hits;
+    for (let i = 0; i < 10; i++) {
+      expect((await hono.request("/items")).headers.get("cbfetch-circuit")).toBe("open");
+    }
+    expect(server.hits).toBe(hits);
+  });
+
+  it("a bad name throws where the middleware is made, naming the option", () => {
+    expect(() => circuitBreaker({ name: "" })).toThrow(/option "name"/);
+    expect(() => circuitBreaker({ name: 42 as unknown as string })).toThrow(TypeError);
+  });
+
+  it("a middleware built per request without a name: one warning that says what to do", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const hono = new Hono();
+    hono.use("*", (c, next) =>
+      circuitBreaker({ store: memoryStore(), failureThreshold: 2, envPrefix: false })(c, next),
+    );
+    hono.get("/items", (c) => c.var.cbFetch(`${server.origin}/items`));
+    for (let i = 0; i < 100; i++) expect((await hono.request("/items")).status).toBe(200);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/per request.*`name`/s);
   });
 });

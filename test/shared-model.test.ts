@@ -2,9 +2,14 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CircuitState } from "../src/breaker/index.js";
 import type { Permit } from "../src/breaker/permit.js";
-import { resolveBreakerOptions } from "../src/breaker/options.js";
+import {
+  BREAKER_NUMBERS,
+  BREAKER_OTHERS,
+  readGroup,
+  resolveBreakerOptions,
+} from "../src/breaker/options.js";
 import { type Entry, Registry } from "../src/keys/registry.js";
-import { decideLease, type Lease } from "../src/cloudflare/lease.js";
+import { decideLease, endLease, type Lease, type LeaseRef } from "../src/cloudflare/lease.js";
 import { isOpen } from "../src/shared/compare.js";
 import { type BreakerRecord, mergeRecords } from "../src/shared/record.js";
 import { Replica } from "../src/shared/replica.js";
@@ -39,6 +44,10 @@ interface Message {
   to: number | "store";
   from: number | undefined;
   record: BreakerRecord | "load";
+  /** A probe's outcome: the lease it ends (the object merges the record first). */
+  lease?: LeaseRef;
+  /** When that probe failed (it did). */
+  failedAt?: number;
 }
 
 interface Context {
@@ -54,19 +63,22 @@ interface Context {
   refusedUntil: number;
 }
 
-const options = resolveBreakerOptions({
-  failureThreshold: 2,
-  openMs: 1_000,
-  maxOpenMs: 8_000,
-  probeTimeoutMs: 3_000,
-  jitter: 0,
-});
+const options = resolveBreakerOptions(
+  readGroup(
+    "test",
+    { failureThreshold: 2, openMs: 1_000, maxOpenMs: 8_000, probeTimeoutMs: 3_000, jitter: 0 },
+    BREAKER_NUMBERS,
+    BREAKER_OTHERS,
+  ),
+);
 
 /**
  * With `withObject`, the store is a Durable Object that also grants half-open probe leases by
- * its record (`decideLease`), and a probe's end releases its lease with the outcome, as
- * isolates do; then also: never two probes under valid leases at once, and after a failed
- * probe nobody probes before its `retryAt` (unless a later open or close replaced it).
+ * its record (`decideLease`), and a probe's end sends its outcome, which ends its lease
+ * (`endLease`), as isolates do: a message like any write, so it may come late, twice or never
+ * (the lease then expires). Then also: never two probes under valid leases at once, and once
+ * the object knows a probe failed, nobody probes before its `retryAt` (unless a later open or
+ * close replaced it).
  */
 function simulate(contexts: number, steps: Step[], withObject = false): void {
   const clock = new ManualClock();
@@ -149,6 +161,16 @@ function simulate(contexts: number, steps: Step[], withObject = false): void {
   const deliver = (message: Message) => {
     if (message.to === "store") {
       if (message.record !== "load") merge(message.record);
+      if (message.lease !== undefined) lease = endLease(lease, message.lease);
+      // The object now knows the probe failed, unless a later episode has replaced it.
+      const outcome = message.record;
+      if (
+        message.failedAt !== undefined &&
+        outcome !== "load" &&
+        store?.opened === outcome.opened
+      ) {
+        failedProbes.push({ at: message.failedAt, retryAt: outcome.retryAt });
+      }
       // The store answers with what it holds (a save's answer, or a load).
       if (store !== undefined && message.from !== undefined) {
         network.push({ to: message.from, from: undefined, record: store });
@@ -206,16 +228,18 @@ function simulate(contexts: number, steps: Step[], withObject = false): void {
     }
     return answer.until;
   };
-  /** Object mode: a probe's end releases its lease, with its outcome. */
-  const release = (context: Context, holder: string | undefined, failed: boolean) => {
+  /** Object mode: a probe's end sends its outcome, which ends its lease (a write). */
+  const release = (
+    context: Context,
+    c: number,
+    holder: string | undefined,
+    until: number | undefined,
+    failed: boolean,
+  ) => {
     if (!withObject || holder === undefined) return;
     const record = context.replica.recordOf(context.entry);
-    const before = store;
-    merge(record);
-    if (lease?.holder === holder) lease = undefined;
-    if (failed && isOpen(record) && record.opened !== before?.opened) {
-      failedProbes.push({ at: clock.now(), retryAt: record.retryAt });
-    }
+    const failedAt = failed && isOpen(record) ? clock.now() : undefined;
+    network.push({ to: "store", from: c, record, lease: { holder, until }, failedAt });
   };
 
   for (const [n, step] of steps.entries()) {
@@ -227,14 +251,16 @@ function simulate(contexts: number, steps: Step[], withObject = false): void {
         // A quick call: it starts and ends within this step.
         const permit = context?.entry.breaker.allow();
         if (context === undefined || permit === undefined) break;
-        if (acquire(context, permit) === undefined) break;
+        const until = acquire(context, permit);
+        if (until === undefined) break;
         if (step.ok) {
           evidence.push(clock.now());
           permit.success();
         } else {
           permit.failure("status");
         }
-        release(context, permit.probe ? context.holder : undefined, !step.ok);
+        const holder = permit.probe ? context.holder : undefined;
+        release(context, step.c % contexts, holder, until, !step.ok);
         break;
       }
       case "start": {
@@ -261,7 +287,7 @@ function simulate(contexts: number, steps: Step[], withObject = false): void {
         } else {
           call.permit.failure("status");
         }
-        release(context, call.holder, !step.ok);
+        release(context, step.c % contexts, call.holder, call.leaseUntil, !step.ok);
         break;
       }
       case "forceOpen":

@@ -14,11 +14,12 @@ import {
   createCbFetch,
   memoryStore,
 } from "../src/index.js";
-import { resolveBreakerOptions } from "../src/breaker/options.js";
+import { BREAKER_NUMBERS, readGroup, resolveBreakerOptions } from "../src/breaker/options.js";
 import { Registry } from "../src/keys/registry.js";
 import { Pipeline } from "../src/shared/pipeline.js";
 import { isOpen } from "../src/shared/compare.js";
 import { Replica } from "../src/shared/replica.js";
+import { ManualClock } from "./helpers/clock.js";
 import { rejection, respond, useServer } from "./helpers/server.js";
 
 const server = useServer();
@@ -144,7 +145,9 @@ describe("writes never wedge", () => {
   it("a hung save times out, is reported once and retried with backoff", async () => {
     const { store, inner, saves } = firstSaveHangs();
     const errors: unknown[] = [];
-    const options = resolveBreakerOptions({ failureThreshold: 1 });
+    const options = resolveBreakerOptions(
+      readGroup("test", { failureThreshold: 1 }, BREAKER_NUMBERS),
+    );
     const registry = new Registry(
       { breaker: options, maxBreakers: 10, preload: true },
       (breaker, from, to) => {
@@ -167,19 +170,22 @@ describe("writes never wedge", () => {
     expect(saves()).toBe(2);
   });
 
-  it("a failing store is called once per backoff step, not once per change", async () => {
+  it("a failing store is called once per backoff step, not once per change, per key", async () => {
     let saves = 0;
     const failing: BreakerStore = {
       load: async () => undefined,
-      save: async () => {
+      save: async (record) => {
         saves++;
-        throw new Error("quota exceeded");
+        if (record.key.endsWith("/flaky")) throw new Error("quota exceeded");
       },
     };
+    const clock = new ManualClock();
     const cb = createCbFetch({
       store: failing,
+      clock,
       failureThreshold: 1,
       openMs: 1,
+      backoff: 1,
       jitter: 0,
       keyOf: (r) => new URL(r.url).pathname,
     });
@@ -187,14 +193,22 @@ describe("writes never wedge", () => {
     cb.addEventListener("storeerror", (e) => errors.push(e));
     await cb.ready;
     server.handle(respond(503));
-    await cb(url("/0")); // the first write fails: backoff starts
+    await cb(url("/flaky")); // the first write fails: the key's backoff starts
     await vi.waitFor(() => expect(saves).toBe(1));
-    for (let i = 1; i <= 20; i++) await cb(url(`/${i}`)); // 20 more trips, within the backoff
-    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 20; i++) {
+      clock.advance(1);
+      await cb(url("/flaky")); // a failed probe: re-opened, 20 more changes within the backoff
+    }
+    await cb.flush();
     expect(saves).toBe(1);
     expect(errors).toHaveLength(1);
     // Calls never wait for the store.
-    expect(cb.state(url("/20"))).not.toBe("closed");
+    expect(cb.state(url("/flaky"))).not.toBe("closed");
+    // Another key's writes do not wait for that backoff.
+    await cb(url("/other"));
+    await cb.flush();
+    expect(saves).toBe(2);
+    expect(errors).toHaveLength(1);
     await cb.close();
   });
 });

@@ -7,6 +7,7 @@ import { Miniflare } from "miniflare";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { isOpen } from "../src/shared/compare.js";
 import type { BreakerRecord } from "../src/shared/record.js";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { respond, startServer, type TestServer } from "./helpers/server.js";
 
 // The worker-example inside real workerd (Miniflare 4, the engine under wrangler dev and
@@ -18,6 +19,8 @@ const persist = mkdtempSync(join(tmpdir(), "cbfetch-do-"));
 let script = "";
 let upstream: TestServer;
 let mf: Miniflare | undefined;
+/** How far the workers' clock is ahead of real time (moved by `advance`; 0 after a start). */
+let offset = 0;
 
 beforeAll(async () => {
   upstream = await startServer();
@@ -48,6 +51,7 @@ afterEach(() => upstream.handle(respond(200)));
 
 async function start(vars: Record<string, string> = {}) {
   await mf?.dispose();
+  offset = 0;
   mf = new Miniflare({
     handleRuntimeStdio: quietStdio,
     modules: true,
@@ -67,6 +71,11 @@ async function start(vars: Record<string, string> = {}) {
   await mf.ready;
   return mf;
 }
+interface Answer {
+  status: number;
+  retryAfter: string | null;
+}
+type Get = (path: string) => Promise<Answer>;
 const get = async (path: string) => {
   const response = await (mf as Miniflare).dispatchFetch(`http://worker.test${path}`);
   return {
@@ -77,11 +86,46 @@ const get = async (path: string) => {
   };
 };
 const doCalls = async () => JSON.parse((await get("/__test/do-calls")).body).calls as number;
+/** Waits for the waitUntil work of the worker's earlier requests (every write in flight). */
+const settle = async (...workers: Get[]) => {
+  for (const worker of workers.length === 0 ? [get] : workers) await worker("/__test/settle");
+};
+/**
+ * Moves the workers' clock (and their Durable Objects') `ms` ahead: an open time passes
+ * without waiting for it. Each isolate has its own clock: give every worker in play.
+ */
+const advance = async (ms: number, ...workers: Get[]) => {
+  offset += ms;
+  for (const worker of workers.length === 0 ? [get] : workers) {
+    await worker(`/__test/clock?advance=${ms}`);
+  }
+};
+const now = () => Date.now() + offset;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Runs `requests` at once while the upstream holds every request that reaches it; once each
+ * request has either answered or reached the upstream, the held ones get `status`. So a probe
+ * is still out while the others are decided, however slow the machine.
+ */
+async function whileUpstreamHolds(requests: Array<() => Promise<Answer>>, status: number) {
+  const held: Array<[IncomingMessage, ServerResponse]> = [];
+  upstream.handle((req, res) => held.push([req, res]));
+  let answered = 0;
+  const pending = requests.map((request) => request().then((a) => (answered++, a)));
+  await vi.waitFor(() => expect(answered + held.length).toBe(requests.length), {
+    timeout: 15_000,
+    interval: 20,
+  });
+  upstream.handle(respond(status));
+  for (const [req, res] of held.splice(0)) respond(status)(req, res);
+  return Promise.all(pending);
+}
 interface ObjectStub {
   load(key: string): Promise<BreakerRecord | undefined>;
   report(record: unknown): Promise<BreakerRecord | undefined>;
   putRaw(key: string, value: unknown): Promise<void>;
   rows(): Promise<number>;
+  alarmAt(): Promise<number | null>;
 }
 /** The Durable Object named `name` (a key, or "<colo>|<key>"), called directly. */
 async function object(name = upstream.origin): Promise<ObjectStub> {
@@ -100,18 +144,20 @@ const record = (fields: Partial<BreakerRecord>): BreakerRecord => ({
   closed: 0,
   ...fields,
 });
-/** Opens the upstream's circuit in its object, due at `retryAt`, as a new episode. */
-async function openInObject(retryAt: number) {
-  const current = await storedRecord();
-  const opened = Math.max(Date.now(), (current?.opened ?? 0) + 1, (current?.closed ?? 0) + 1);
-  return (await object()).report(record({ ...current, opened, retryAt }));
+/**
+ * Opens `key`'s circuit in its object, due at `retryAt`, as a new episode (a `retryAt` in the
+ * past: the next isolate to load it probes at once).
+ */
+async function openInObject(retryAt: number, key = upstream.origin) {
+  const current = await storedRecord(key);
+  const opened = Math.max(now(), (current?.opened ?? 0) + 1, (current?.closed ?? 0) + 1);
+  return (await object(key)).report(record({ ...current, key, opened, retryAt }));
 }
 /** The workers' own output (one JSON line per transition) is checked elsewhere: kept quiet. */
 const quietStdio = (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
   stdout.resume();
   stderr.resume();
 };
-const settle = () => new Promise((r) => setTimeout(r, 100)); // waitUntil work after a response
 
 describe("cbfetch/cloudflare in workerd", () => {
   it("a warm isolate makes no Durable Object call for closed-state requests", async () => {
@@ -156,17 +202,16 @@ describe("cbfetch/cloudflare in workerd", () => {
   });
 
   it("probes once after the open time, closes, and the Durable Object agrees", async () => {
-    await start({ CB_OPEN_MS: "500" });
     upstream.handle(respond(503));
-    // The stored circuit has a 60 s retryAt; open it afresh with the short one.
-    await get("/hono/api/reset"); // unrelated route, keeps the isolate warm
-    await openInObject(Date.now() + 500);
-    await start({ CB_OPEN_MS: "500" });
+    await openInObject(Date.now() + 30_000);
+    await start({ CB_OPEN_MS: "30000" }); // a cold isolate loads the open circuit
     expect((await get("/api/x")).status).toBe(503); // open, refused
-    await new Promise((r) => setTimeout(r, 600));
-    upstream.handle((req, res) => setTimeout(() => respond(200)(req, res), 200));
+    await advance(31_000); // the open time passes (no waiting: the clock moves)
     const hits = upstream.hits;
-    const answers = await Promise.all(Array.from({ length: 6 }, () => get("/api/x")));
+    const answers = await whileUpstreamHolds(
+      Array.from({ length: 6 }, () => () => get("/api/x")),
+      200,
+    );
     expect(upstream.hits).toBe(hits + 1);
     expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
     expect(answers.filter((a) => a.status === 503 && a.retryAfter !== null)).toHaveLength(5);
@@ -221,6 +266,7 @@ describe("cbfetch/cloudflare in workerd", () => {
   /** Two workers (two isolates) on one object namespace. */
   async function twoIsolates(vars: Record<string, string> = {}) {
     await mf?.dispose();
+    offset = 0;
     const bindings = {
       UPSTREAM: upstream.origin,
       CB_FAILURE_THRESHOLD: "3",
@@ -247,6 +293,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     const b = await mf.getWorker("b");
     const getB = async (path: string) => {
       const response = await b.fetch(`http://worker.test${path}`);
+      await response.arrayBuffer();
       return { status: response.status, retryAfter: response.headers.get("retry-after") };
     };
     return { getA: get, getB };
@@ -258,7 +305,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     upstream.handle(respond(200));
     expect((await getA("/api/warm")).status).toBe(200);
     expect((await getB("/api/warm")).status).toBe(200);
-    await settle();
+    await settle(getA, getB);
     const calls = await doCalls();
     // b: failure, success, failure, success (flaky but healthy): nothing to report.
     for (const status of [503, 200, 503, 200]) {
@@ -268,7 +315,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     // a trips on three concurrent failures; the object's answer must not close it again.
     upstream.handle(respond(503));
     await Promise.all([getA("/api/x"), getA("/api/x"), getA("/api/x")]);
-    await settle();
+    await settle(getA, getB);
     expect(isOpen((await storedRecord()) as BreakerRecord)).toBe(true);
     const hits = upstream.hits;
     for (let i = 0; i < 3; i++) expect((await getA("/api/x")).status).toBe(503);
@@ -277,20 +324,20 @@ describe("cbfetch/cloudflare in workerd", () => {
   });
 
   it("after a failed probe, no other isolate probes until the new retryAt", async () => {
-    const { getA, getB } = await twoIsolates({ CB_OPEN_MS: "400" });
+    const { getA, getB } = await twoIsolates({ CB_OPEN_MS: "30000" });
     upstream.handle(respond(503));
-    await openInObject(Date.now() + 400);
+    await openInObject(Date.now() + 30_000);
     // Both isolates load the open state.
     expect((await getA("/api/p")).status).toBe(503);
     expect((await getB("/api/p")).status).toBe(503);
-    await new Promise((r) => setTimeout(r, 450));
+    await advance(31_000, getA, getB); // in both isolates (the object runs in a's)
     // a probes first and fails: the object now says open again, with the backoff.
     const hits = upstream.hits;
     expect((await getA("/api/p")).status).toBe(503);
     expect(upstream.hits).toBe(hits + 1);
-    await settle();
+    await settle(getA);
     const reopened = (await storedRecord()) as BreakerRecord;
-    expect(isOpen(reopened) && reopened.retryAt > Date.now()).toBe(true);
+    expect(isOpen(reopened) && reopened.retryAt > now()).toBe(true);
     // b's own retryAt has passed, but the object refuses the lease and b adopts its record.
     const refused = await getB("/api/p");
     expect(refused.status).toBe(503);
@@ -314,7 +361,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     await start({ CB_OPEN_MS: "300" });
     upstream.handle(respond(503));
     for (let i = 0; i < 3; i++) await get("/__test/hung"); // trips: the report hangs
-    await new Promise((r) => setTimeout(r, 350));
+    await advance(350);
     upstream.handle(respond(200));
     expect((await get("/__test/hung")).status).toBe(200); // the probe closes it
     await vi.waitFor(
@@ -338,9 +385,10 @@ describe("cbfetch/cloudflare in workerd", () => {
       timeout: 3000,
       interval: 50,
     });
-    // An open one is kept until it has been due for that long too.
-    await stub.report(record({ key, opened: Date.now(), retryAt: Date.now() + 600 }));
-    await new Promise((r) => setTimeout(r, 400));
+    // An open one is kept until it has been due for that long too: its alarm says when.
+    const retryAt = Date.now() + 600;
+    await stub.report(record({ key, opened: Date.now(), retryAt }));
+    expect(await stub.alarmAt()).toBe(retryAt + 300);
     expect(await stub.rows()).toBe(1);
     await vi.waitFor(async () => expect(await stub.rows()).toBe(0), {
       timeout: 3000,
@@ -368,10 +416,9 @@ describe("cbfetch/cloudflare in workerd", () => {
   it("half-open while another isolate probes: one object call, one consistent Retry-After", async () => {
     await start({ CB_OPEN_MS: "60000" });
     upstream.handle(respond(200));
-    const retryAt = Date.now() + 1500;
-    await openInObject(retryAt);
+    await openInObject(Date.now() + 30_000);
     expect((await get("/api/leased")).status).toBe(503); // loads the open state
-    await new Promise((r) => setTimeout(r, retryAt - Date.now() + 50));
+    await advance(31_000);
     // Another isolate holds the probe lease for the next 20 s.
     const lease = await (
       (await object()) as unknown as {
@@ -388,13 +435,13 @@ describe("cbfetch/cloudflare in workerd", () => {
     const waits = new Set(answers.map((a) => a.retryAfter));
     expect(waits.size).toBeLessThanOrEqual(2); // the lease's end, in whole seconds
     for (const wait of waits) {
-      expect(Math.abs(Number(wait) - (lease.until - Date.now()) / 1000)).toBeLessThanOrEqual(2);
+      expect(Math.abs(Number(wait) - (lease.until - now()) / 1000)).toBeLessThanOrEqual(2);
     }
     await settle();
     expect(await doCalls()).toBe(before + 1);
   });
 
-  it("a middleware built per request keeps one instance: one object load, not one per request", async () => {
+  it("a middleware built per request, named, keeps one instance: one object load, not one per request", async () => {
     await start();
     upstream.handle(respond(200));
     const before = await doCalls();
@@ -412,18 +459,20 @@ describe("cbfetch/cloudflare in workerd", () => {
   it("two isolates share one probe lease: exactly one request probes the upstream", async () => {
     const isolates = await twoIsolates();
     const getB = async (path: string) => (await isolates.getB(path)).status;
-    // Open the circuit in the object, due in a moment; both isolates load it on first use.
-    const retryAt = Date.now() + 1000;
-    await openInObject(retryAt);
+    // Open the circuit in the object; both isolates load it on first use.
+    await openInObject(Date.now() + 30_000);
     expect((await get("/api/lease")).status).toBe(503);
     expect(await getB("/api/lease")).toBe(503);
-    await new Promise((r) => setTimeout(r, Math.max(0, retryAt - Date.now()) + 100));
-    upstream.handle((req, res) => setTimeout(() => respond(200)(req, res), 300));
+    await advance(31_000, get, isolates.getB);
     const hits = upstream.hits;
-    const statuses = await Promise.all([
-      ...Array.from({ length: 3 }, async () => (await get("/api/lease")).status),
-      ...Array.from({ length: 3 }, () => getB("/api/lease")),
-    ]);
+    const answers = await whileUpstreamHolds(
+      [
+        ...Array.from({ length: 3 }, () => () => get("/api/lease")),
+        ...Array.from({ length: 3 }, () => () => isolates.getB("/api/lease")),
+      ],
+      200,
+    );
+    const statuses = answers.map((answer) => answer.status);
     expect(upstream.hits).toBe(hits + 1);
     expect(statuses.filter((status) => status === 200)).toHaveLength(1);
     expect(statuses.filter((status) => status === 503)).toHaveLength(5);
@@ -445,6 +494,69 @@ describe("cbfetch/cloudflare in workerd", () => {
     const hits = upstream.hits;
     expect((await get("/__test/broken")).status).toBe(503);
     expect(upstream.hits).toBe(hits);
+  });
+
+  it("one hung report does not silence the isolate: the trip, then other keys' changes, reach the object", async () => {
+    await start();
+    upstream.handle(respond(503));
+    // Trips "once/a": its report hangs (until the store's timeout), the retry answers.
+    for (let i = 0; i < 3; i++) expect((await get("/__test/once/a")).status).toBe(503);
+    // Traffic goes on (a healthy key of the same middleware): a due retry rides on it, as
+    // workerd runs no timer once the request that set it has ended.
+    upstream.handle(respond(200));
+    await vi.waitFor(
+      async () => {
+        expect((await get("/__test/once/c")).status).toBe(200);
+        const stored = await storedRecord("once/a");
+        expect(stored, "the trip of once/a, in its object").toBeDefined();
+        expect(isOpen(stored as BreakerRecord)).toBe(true);
+      },
+      { timeout: 15_000, interval: 250 },
+    );
+    // A later change of another key is reported at once.
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) expect((await get("/__test/once/b")).status).toBe(503);
+    await settle();
+    const stored = await storedRecord("once/b");
+    expect(stored, "the trip of once/b, in its object").toBeDefined();
+    expect(isOpen(stored as BreakerRecord)).toBe(true);
+  }, 30_000);
+
+  it("a hung probe lease call does not hang the probing request: it probes on its own", async () => {
+    await start({ CB_TIMEOUT_MS: "500" });
+    upstream.handle(respond(200));
+    await openInObject(now() - 1, "hung-lease"); // due: the isolate's first call probes
+    const hits = upstream.hits;
+    // The issue measured it still pending after 4 s (the lease call hangs forever); it waits
+    // loadTimeoutMs (200 ms), then probes: 8 s is slack for a loaded machine.
+    const probing = get("/__test/hung-lease");
+    probing.catch(() => {}); // left pending when it hangs
+    const answer = await Promise.race([probing, sleep(8000)]);
+    expect(answer).toMatchObject({ status: 200 });
+    expect(upstream.hits).toBe(hits + 1);
+    expect((await get("/__test/hung-lease")).status).toBe(200); // closed, locally
+  });
+
+  it("a recovery costs two object calls: the probe lease, and the report that ends it", async () => {
+    await start({ CB_OPEN_MS: "30000" });
+    upstream.handle(respond(200));
+    await openInObject(now() - 1); // due: the isolate's first call probes
+    expect(await doCalls()).toBe(0);
+    expect((await get("/api/recover")).status).toBe(200); // load, lease, probe: closes
+    await settle();
+    expect(isOpen((await storedRecord()) as BreakerRecord)).toBe(false);
+    expect(await doCalls()).toBeLessThanOrEqual(1 + 2); // the cold load, then the recovery
+    // A failed probe costs two calls too: the lease, and the report of the re-open.
+    upstream.handle(respond(503));
+    for (let i = 0; i < 3; i++) expect((await get("/api/recover")).status).toBe(503);
+    await settle();
+    const tripped = await doCalls(); // the trip's one report
+    await advance(31_000);
+    expect((await get("/api/recover")).status).toBe(503); // the probe fails
+    await settle();
+    const reopened = (await storedRecord()) as BreakerRecord;
+    expect(isOpen(reopened) && reopened.reopens).toBe(1);
+    expect((await doCalls()) - tripped).toBeLessThanOrEqual(2);
   });
 
   it("the example's /__breakers route is off unless BREAKERS_ROUTE is on", async () => {

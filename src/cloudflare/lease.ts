@@ -12,6 +12,24 @@ export interface Lease {
   readonly until: number;
 }
 
+/** Which lease a report or a release ends: `holder`'s, the one granted until `until` if given. */
+export interface LeaseRef {
+  readonly holder: string;
+  readonly until?: number;
+}
+
+/**
+ * The lease left once `ref` (from a report or a release, so untrusted) has ended its own: the
+ * same, unless `ref` names its holder (and its `until`, when given). A stale report of an
+ * earlier probe cannot end the same holder's next lease.
+ */
+export function endLease(lease: Lease | undefined, ref: unknown): Lease | undefined {
+  if (lease === undefined || typeof ref !== "object" || ref === null) return lease;
+  const { holder, until } = ref as { holder?: unknown; until?: unknown };
+  if (holder !== lease.holder || (until !== undefined && until !== lease.until)) return lease;
+  return undefined;
+}
+
 /**
  * The lease decision of {@link CircuitBreakerObject}, kept pure so the model test runs it:
  * `holder` may probe only when `record` says a probe is due (closed, or open past its

@@ -1,3 +1,4 @@
+import { badOption } from "../breaker/options.js";
 import { CircuitOpenError } from "../errors.js";
 import { create } from "../fetch/create.js";
 import { IMPORTS } from "../fetch/parts.js";
@@ -20,87 +21,101 @@ export type BreakerHandler<Env> = (
   fetch: CbFetch,
 ) => Response | Promise<Response>;
 
-/** Most instances one isolate keeps (each configuration is one; see {@link isolateFetch}). */
-const MAX_INSTANCES = 16;
-// One instance per isolate and configuration, in global scope: a warm isolate keeps its
-// breakers between requests, so the closed state costs no Durable Object call.
-const instances = new Map<string, CbFetch>();
+/** Most instances one isolate keeps (one per middleware made, or per `name`). */
+const MAX_INSTANCES = 64;
+// The instances of this isolate, in global scope, least recently used first: a warm isolate
+// keeps its breakers between requests, so the closed state costs no Durable Object call.
+const instances = new Map<object | string, CbFetch>();
+let warned = false;
 
 /**
- * Options as a cache key, by value: `circuitBreaker({ … })` written inside a handler finds
- * the instance of the previous request. Functions count by their source text, since a
- * handler makes new ones on every request (a function that differs only in what it captures
- * shares the first one's instance: define such functions once, outside the handler). A
- * store, a clock or any other object with methods counts by identity.
- */
-function configurationKey(options: CircuitBreakerOptions): string {
-  return JSON.stringify(options, (name, value: unknown) => {
-    if (typeof value === "function") return `function ${String(value)}`;
-    if (name === "" || !isObject(value) || isData(value)) return value;
-    let id = objectIds.get(value);
-    if (id === undefined) objectIds.set(value, (id = ++lastObjectId));
-    return `object #${id}`;
-  });
-}
-const isObject = (value: unknown): value is object => typeof value === "object" && value !== null;
-/** Plain data (`failureRate`, `fallbackOrigins`), as opposed to a store or a clock. */
-const isData = (value: object): boolean =>
-  (Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype) &&
-  Object.values(value).every((field) => typeof field !== "function");
-const objectIds = new WeakMap<object, number>();
-let lastObjectId = 0;
-
-/**
- * The breaker-aware fetch of this isolate for `options`, created on first use from the
- * request's env (the Durable Object binding, `CB_` vars).
+ * The breaker-aware fetch of this isolate for the middleware `made` (each middleware made has
+ * its own), or for `options.name` (every middleware of that name shares one, made from the
+ * options of the first): created on first use, with the request's env (the Durable Object
+ * binding, `CB_` vars). Never by the options' text: middlewares that differ only in what
+ * their functions capture (one per tenant) must not share breakers.
  */
 export function isolateFetch(
+  made: object,
   request: Request,
   env: object,
   options: CircuitBreakerOptions,
 ): CbFetch {
-  const key = configurationKey(options);
-  let instance = instances.get(key);
-  if (instance === undefined) {
-    const {
-      binding = "CIRCUIT_BREAKER",
-      envPrefix = "CB_",
-      scope,
-      colo,
-      locationHint,
-      log = logLine,
-      ...rest
-    } = options;
-    const namespace = (env as Record<string, unknown>)[binding] as
-      DurableObjectNamespaceLike | undefined;
-    const requestColo = (request as { cf?: { colo?: unknown } }).cf?.colo;
-    // Without the cross-tab channel's code: Workers have no tabs.
-    // Without the cross-tab channel's code: Workers have no tabs.
-    instance = create(
-      {
-        ...(envPrefix === false ? {} : optionsFromEnv(env, envPrefix)),
-        ...rest,
-        store:
-          rest.store ??
-          (typeof namespace?.idFromName === "function"
-            ? durableObjectStore(namespace, {
-                scope,
-                colo: colo ?? (typeof requestColo === "string" ? requestColo : undefined),
-                locationHint,
-              })
-            : undefined),
-      },
-      IMPORTS,
+  const identity = options.name ?? made;
+  const instance = instances.get(identity) ?? createInstance(request, env, options);
+  // The most recently used goes last.
+  instances.delete(identity);
+  if (instances.size >= MAX_INSTANCES) evictLeastRecentlyUsed();
+  instances.set(identity, instance);
+  return instance;
+}
+
+/**
+ * The identity of a middleware being made: a token of its own, unless `options.name` (checked
+ * here, so a bad one throws where the middleware is made) names shared breakers.
+ */
+export function identityOf(options: CircuitBreakerOptions): object {
+  const { name } = options;
+  if (name !== undefined && (typeof name !== "string" || name === "")) {
+    badOption("name", "a non-empty string", name);
+  }
+  return {};
+}
+
+function createInstance(request: Request, env: object, options: CircuitBreakerOptions): CbFetch {
+  const {
+    binding = "CIRCUIT_BREAKER",
+    envPrefix = "CB_",
+    scope,
+    colo,
+    locationHint,
+    log = logLine,
+    ...rest
+  } = options;
+  delete rest.name; // the breakers' identity, no option of createCbFetch
+  const namespace = (env as Record<string, unknown>)[binding] as
+    DurableObjectNamespaceLike | undefined;
+  const requestColo = (request as { cf?: { colo?: unknown } }).cf?.colo;
+  // Without the cross-tab channel's code: Workers have no tabs.
+  const instance = create(
+    {
+      ...(envPrefix === false ? {} : optionsFromEnv(env, envPrefix)),
+      ...rest,
+      store:
+        rest.store ??
+        (typeof namespace?.idFromName === "function"
+          ? durableObjectStore(namespace, {
+              scope,
+              colo: colo ?? (typeof requestColo === "string" ? requestColo : undefined),
+              locationHint,
+            })
+          : undefined),
+    },
+    IMPORTS,
+  );
+  if (log !== false) {
+    instance.addEventListener("statechange", (event: CircuitEvent) =>
+      log({ key: event.key, from: event.previousState, to: event.state, retryAt: event.retryAt }),
     );
-    if (log !== false) {
-      instance.addEventListener("statechange", (event: CircuitEvent) =>
-        log({ key: event.key, from: event.previousState, to: event.state, retryAt: event.retryAt }),
-      );
-    }
-    if (instances.size >= MAX_INSTANCES) instances.delete(instances.keys().next().value as string);
-    instances.set(key, instance);
   }
   return instance;
+}
+
+/**
+ * Drops the least recently used instance (its breakers with it). Most likely a middleware is
+ * made per request (each one a new instance, whose breakers never see a second call): said
+ * once, with what to do (the README's "Hono" section has the pattern).
+ */
+function evictLeastRecentlyUsed(): void {
+  const [oldest] = instances.keys();
+  instances.delete(oldest as object | string);
+  if (!warned) {
+    warned = true;
+    console.warn(
+      `cbfetch: over ${MAX_INSTANCES} breaker middlewares, so breakers were dropped. Made ` +
+        "per request? Make it once, or give it a `name`.",
+    );
+  }
 }
 
 /** The default transition log: one JSON line (Workers Logs and `wrangler tail` parse it). */
@@ -127,15 +142,18 @@ export function openCircuitResponse(error: CircuitOpenError): Response {
 /**
  * Wraps a module Worker's `fetch` handler: it gets a breaker-aware fetch, and an open upstream
  * (a `CircuitOpenError` it lets through) becomes `503` with `Retry-After`. State changes are
- * reported to the Durable Object in the background (kept alive with `waitUntil`).
+ * reported to the Durable Object in the background (kept alive with `waitUntil`). Each
+ * middleware made has its own breakers per isolate; one made per request (inside a handler)
+ * needs a `name` to find its state again.
  */
 export function withCircuitBreaker<Env extends object>(
   handler: BreakerHandler<Env>,
   options: CircuitBreakerOptions = {},
 ): { fetch(request: Request, env: Env, ctx: ExecutionContextLike): Promise<Response> } {
+  const made = identityOf(options);
   return {
     async fetch(request, env, ctx) {
-      const fetch = isolateFetch(request, env, options);
+      const fetch = isolateFetch(made, request, env, options);
       try {
         return await handler(request, env, ctx, fetch);
       } catch (error) {

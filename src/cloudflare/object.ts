@@ -9,7 +9,7 @@ import { DurableObject, waitUntil } from "cloudflare:workers";
 import { isOpen, sameRecord } from "../shared/compare.js";
 import { type BreakerRecord, mergeRecords } from "../shared/record.js";
 import { validRecord } from "../shared/validate.js";
-import { decideLease, type Lease } from "./lease.js";
+import { decideLease, endLease, type Lease, type LeaseRef } from "./lease.js";
 import { keepAliveWith } from "./store.js";
 import type { ObjectProbeAnswer } from "./types.js";
 
@@ -38,8 +38,20 @@ export class CircuitBreakerObject<Env = unknown> extends DurableObject<Env> {
     return validRecord(await this.ctx.storage.get(PREFIX + key), key, Date.now());
   }
 
-  /** Merges a reported record; returns the record held afterwards (`undefined` for garbage). */
-  async report(value: unknown): Promise<BreakerRecord | undefined> {
+  /**
+   * Merges a reported record; returns the record held afterwards (`undefined` for garbage).
+   * A report of a probe's outcome names the lease it ends (`lease`): one call for both.
+   */
+  async report(value: unknown, lease?: LeaseRef): Promise<BreakerRecord | undefined> {
+    try {
+      return await this.#merge(value);
+    } finally {
+      // Only once the outcome is stored: no lease is granted on the record before it.
+      this.#lease = endLease(this.#lease, lease);
+    }
+  }
+
+  async #merge(value: unknown): Promise<BreakerRecord | undefined> {
     const record = validRecord(value, undefined, Date.now());
     if (record === undefined) return undefined;
     const current = await this.load(record.key);
@@ -62,12 +74,12 @@ export class CircuitBreakerObject<Env = unknown> extends DurableObject<Env> {
   }
 
   /**
-   * Ends `holder`'s lease, after merging `record` (the probe's outcome, as the holder has it),
-   * so the lease never ends before the object knows whether the probe failed.
+   * Ends `holder`'s lease (the one granted until `until`, when given), after merging `record`
+   * (the probe's outcome, as the holder has it), so the lease never ends before the object
+   * knows whether the probe failed.
    */
-  async releaseProbe(holder: string, record?: unknown): Promise<void> {
-    if (record !== undefined) await this.report(record);
-    if (this.#lease?.holder === holder) this.#lease = undefined;
+  async releaseProbe(holder: string, record?: unknown, until?: number): Promise<void> {
+    await this.report(record, { holder, until });
   }
 
   /** Deletes the object's storage once every record in it is idle; else waits for the last. */

@@ -24,9 +24,9 @@ export interface ObjectProbeAnswer {
 /** The RPC methods of a {@link CircuitBreakerObject} stub. */
 export interface CircuitBreakerStub {
   load(key: string): Promise<unknown>;
-  report(record: unknown): Promise<unknown>;
+  report(record: unknown, lease?: { holder: string; until?: number }): Promise<unknown>;
   acquireProbe(holder: string, leaseMs: number, key: string): Promise<ObjectProbeAnswer>;
-  releaseProbe(holder: string, record?: unknown): Promise<void>;
+  releaseProbe(holder: string, record?: unknown, until?: number): Promise<void>;
 }
 
 /** The slice of a `DurableObjectNamespace` binding the store uses. */
@@ -67,6 +67,14 @@ export interface DurableObjectStoreOptions {
 
 /** Options of the Workers middleware: every `createCbFetch` option, plus where the state lives. */
 export interface CircuitBreakerOptions extends CbFetchOptions, DurableObjectStoreOptions {
+  /**
+   * The breakers' identity in the isolate: every middleware of this name shares one instance
+   * (made from the options of the first one used; later ones' options are not read). Give one
+   * when the middleware is made per request, inside a handler: without it, each middleware
+   * made has its own breakers, so one made per request starts afresh on every request.
+   * @default undefined (one instance per middleware made)
+   */
+  name?: string;
   /**
    * The env binding of the `CircuitBreakerObject` namespace. Without it (or when the binding
    * is missing) the breaker works per isolate.

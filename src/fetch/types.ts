@@ -98,7 +98,8 @@ export interface CbFetchOptions extends BreakerOptions {
   store?: BreakerStore;
   /**
    * How long a key's first call waits for its stored state before going on without it (the
-   * state is still applied when it arrives).
+   * state is still applied when it arrives); also how long a half-open probe waits for a
+   * Durable Object's probe lease before probing on its own.
    * @default 200
    */
   loadTimeoutMs?: number;

@@ -7,8 +7,12 @@
  * @packageDocumentation
  */
 import type { MiddlewareHandler } from "hono";
-import { createMiddleware } from "hono/factory";
-import { isolateFetch, keepAlive, openCircuitResponse } from "../cloudflare/middleware.js";
+import {
+  identityOf,
+  isolateFetch,
+  keepAlive,
+  openCircuitResponse,
+} from "../cloudflare/middleware.js";
 import type { CircuitBreakerOptions } from "../cloudflare/types.js";
 import { CircuitOpenError } from "../errors.js";
 import type { CbFetch } from "../fetch/types.js";
@@ -31,14 +35,17 @@ export interface CircuitBreakerVariables {
  * `CircuitOpenError` a handler lets through carries its own response (`getResponse()`, as
  * Hono's `HTTPException` does), so Hono's default error handler answers it with `503` and
  * `Retry-After` without logging it as an error; your own `onError` receives it and decides.
+ * Each middleware made has its own breakers per isolate; one made per request (inside a
+ * handler) needs a `name` to find its state again.
  *
- * @param options - as for `withCircuitBreaker` (`binding`, `envPrefix`, `scope`, …)
+ * @param options - as for `withCircuitBreaker` (`name`, `binding`, `envPrefix`, `scope`, …)
+ * @returns a middleware for any app, as Hono's own are (`c.var.cbFetch` is typed by
+ * `ContextVariableMap`), so it can also be called inside a handler: `circuitBreaker(…)(c, next)`
  */
-export function circuitBreaker(
-  options: CircuitBreakerOptions = {},
-): MiddlewareHandler<{ Variables: CircuitBreakerVariables }> {
-  return createMiddleware<{ Variables: CircuitBreakerVariables }>(async (c, next) => {
-    const fetch = isolateFetch(c.req.raw, (c.env ?? {}) as object, options);
+export function circuitBreaker(options: CircuitBreakerOptions = {}): MiddlewareHandler {
+  const made = identityOf(options);
+  return async (c, next) => {
+    const fetch = isolateFetch(made, c.req.raw, (c.env ?? {}) as object, options);
     c.set("cbFetch", withResponse(fetch));
     await next();
     let ctx: Parameters<typeof keepAlive>[0];
@@ -48,7 +55,7 @@ export function circuitBreaker(
       // `app.request()` in tests: no ExecutionContext.
     }
     keepAlive(ctx, fetch);
-  });
+  };
 }
 
 const wrapped = new WeakMap<CbFetch, CbFetch>();

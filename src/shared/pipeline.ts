@@ -2,6 +2,7 @@ import { isOpen } from "./compare.js";
 import type { BreakerRecord } from "./record.js";
 import type { Entry, Replica } from "./replica.js";
 import type { BreakerStore } from "./store.js";
+import { FAILED, StoreCall, unref } from "./store-call.js";
 import { validRecord } from "./validate.js";
 
 /** A store call that has not settled by then counts as failed (it may still land later). */
@@ -9,24 +10,51 @@ export const STORE_TIMEOUT_MS = 5_000;
 /** First retry delay after a failed write; doubles per failure up to {@link RETRY_MAX_MS}. */
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
-const FAILED = Symbol("failed");
+/** How early a retry's timer may fire before its time on the instance's clock. */
+const DUE_MARGIN_MS = 20;
 
 export interface PipelineOptions {
   /** Records the store should hold at most (the instance's `maxBreakers`). */
   readonly maxRecords: number;
   /** A record closed (or past its `retryAt`) for this long is deleted from the store. */
   readonly idleMs: number;
-  /** A store call unsettled after this long counts as failed. @default STORE_TIMEOUT_MS */
+  /**
+   * A store call unsettled after this long counts as failed.
+   * @default the store's `timeoutMs`, else STORE_TIMEOUT_MS
+   */
   readonly timeoutMs?: number;
+}
+
+/** How {@link Pipeline} makes one store call. */
+interface CallOptions {
+  /** Makes it a write, whose failure backs the key's writes off: gets the answer or FAILED. */
+  written?: (answer: unknown, write: StoreCall) => void;
+  /** Its deadline. @default the store's `timeoutMs`, else the pipeline's */
+  ms?: number;
+  /** Gets an answer that came after the deadline. */
+  late?: (value: unknown) => void;
+}
+
+/** A key whose store calls fail: reported once, and its writes back off. */
+interface Streak {
+  /** Failed calls in a row: the backoff's exponent. */
+  failures: number;
+  /** Whether a `storeerror` said so. */
+  reported: boolean;
+  /** No write of the key before this time (the instance's clock); 0 until a write fails. */
+  retryAt: number;
 }
 
 /**
  * Keeps a store in step with the replica: loads a key's record before its first call, and
- * writes every change of a record (never a healthy call's). Every store call has a timeout, so
+ * writes every change of a record (never a healthy call's). Every store call has a deadline, so
  * a hung one never blocks later ones; writes run side by side (the store merges, so their
- * order does not matter). While the store fails, pending writes are retried with exponential
- * backoff, one `storeerror` per streak. Records of closed, idle breakers are deleted, and no
- * more than about `maxRecords` are kept.
+ * order does not matter). Failures are kept per key: a key whose calls fail is reported once
+ * per streak, and its writes are retried with exponential backoff, while other keys' writes go
+ * on. A retry never waits on a timer: each `flush()` (the next change, or the Workers
+ * middleware's `waitUntil` on every request) writes what has come due; a timer only wakes it
+ * where timers run. Records of closed, idle breakers are deleted, and no more than about
+ * `maxRecords` are kept.
  */
 export class Pipeline {
   /** Resolves once `loadAll` (if the store has one) is applied; never rejects. */
@@ -34,12 +62,14 @@ export class Pipeline {
   #store: BreakerStore | undefined;
   readonly #replica: Replica;
   readonly #options: PipelineOptions;
+  /** Entries with a change to write (again, after a failure). */
   readonly #dirty = new Set<Entry>();
-  readonly #writing = new Set<Promise<void>>();
+  readonly #writes = new Set<StoreCall>();
+  /** Keys whose store calls fail; `""` for calls about no one key (`loadAll`, `delete`, `close`). */
+  readonly #streaks = new Map<string, Streak>();
+  /** Whether a store call has answered since the last `storeerror`. */
+  #answeredSinceReport = true;
   #queued = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** Failed store calls in a row: the backoff exponent, and one report per streak. */
-  #failures = 0;
   /** Records the store holds, as far as this instance knows (for pruning). */
   #stored = 0;
   readonly #written = new WeakSet<Entry>();
@@ -55,81 +85,115 @@ export class Pipeline {
   async load(entry: Entry): Promise<void> {
     await this.ready;
     const { key } = entry.breaker;
-    const value = await this.#call((store) => store.load(key));
+    if (this.#store === undefined) return;
+    const value = await this.#call(key, (store) => store.load(key)).settled();
     if (value !== undefined && value !== FAILED) this.#replica.apply(value, "stored", key);
   }
 
-  /** Schedules a write of `entry`'s record: in a microtask, or at the next retry if failing. */
-  schedule(entry: Entry): void {
-    const store = this.#store;
-    if (store === undefined) return;
-    this.#dirty.add(entry);
-    if (this.#queued || this.#timer !== undefined) return;
-    this.#queued = true;
-    const flushed = new Promise<void>((resolve) =>
-      queueMicrotask(() => {
-        this.#queued = false;
-        resolve(this.flush());
-      }),
-    );
-    // Workers: the write must outlive the request (or waitUntil work) that made the change.
-    store.keepAlive?.(flushed);
+  /**
+   * Asks the store something on behalf of a request (a probe lease), for at most `waitMs`, and
+   * not at all while `key`'s writes back off (its store fails): then, or when the call fails,
+   * {@link FAILED}. `late` gets an answer that came after `waitMs`.
+   */
+  ask<T>(
+    key: string,
+    operation: (store: BreakerStore) => Promise<T>,
+    waitMs: number,
+    late?: (value: T) => void,
+  ): Promise<T | typeof FAILED> {
+    if (this.#store === undefined || this.backingOff(key)) return Promise.resolve(FAILED);
+    const call = this.#call(key, operation, { ms: waitMs, late: late as (v: unknown) => void });
+    return call.settled() as Promise<T | typeof FAILED>;
   }
 
   /**
-   * Writes every pending change now, unless the store is failing and the next retry is not due
-   * (`force` writes anyway: `close()`). Resolves when the writes in flight have settled or
-   * timed out.
+   * Whether `key`'s writes are waiting out the backoff of a failure. A retry's timer may fire a
+   * moment before the instance's clock reaches the retry's time (two clocks): within
+   * {@link DUE_MARGIN_MS} of it, the retry is due.
+   */
+  backingOff(key: string): boolean {
+    const streak = this.#streaks.get(key);
+    return streak !== undefined && this.#replica.clock.now() + DUE_MARGIN_MS < streak.retryAt;
+  }
+
+  /** Schedules a write of `entry`'s record: in a microtask (unless its key backs off). */
+  schedule(entry: Entry): void {
+    if (this.#store === undefined) return;
+    this.#dirty.add(entry);
+    if (this.#queued) return;
+    this.#queued = true;
+    queueMicrotask(() => {
+      this.#queued = false;
+      void this.flush();
+    });
+  }
+
+  /**
+   * Writes every pending change whose key is not backing off (every one, with `force`:
+   * `close()`), retries included once due. Resolves once every write in flight has been
+   * written or has failed (reported, and kept for a retry); never rejects.
    */
   flush(force = false): Promise<void> {
-    if (this.#timer !== undefined) {
-      if (!force) return Promise.all(this.#writing).then(() => {});
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
+    const store = this.#store;
+    for (const write of this.#writes) write.expireIfDue(this.#replica.clock.now());
+    if (store !== undefined) {
+      // A copy: a write that fails at once puts its entry back, for a later flush.
+      for (const entry of [...this.#dirty]) {
+        if (!force && this.backingOff(entry.breaker.key)) continue;
+        this.#dirty.delete(entry);
+        this.#write(entry);
+      }
     }
-    for (const entry of this.#dirty) {
-      const write = this.#write(entry).finally(() => this.#writing.delete(write));
-      this.#writing.add(write);
-    }
-    this.#dirty.clear();
-    return Promise.all(this.#writing).then(() => {});
+    if (this.#writes.size === 0) return Promise.resolve();
+    const settled = this.#settled();
+    // Workers: the writes must outlive the request (or waitUntil work) that made the change.
+    store?.keepAlive?.(settled);
+    return settled;
   }
 
   /** Flushes, then closes the store; later changes are not written. */
   async close(): Promise<void> {
     await this.flush(true);
-    await this.#call(async (store) => store.close?.());
+    if (this.#store?.close !== undefined) {
+      await this.#call("", async (store) => store.close?.()).settled();
+    }
     this.#store = undefined;
   }
 
-  async #write(entry: Entry): Promise<void> {
+  #write(entry: Entry): void {
     const record = this.#replica.recordOf(entry);
-    const answer = await this.#call((store) => store.save(record));
-    if (answer === FAILED) {
-      this.#retryLater(entry);
-      return;
-    }
-    if (!this.#written.has(entry)) {
-      this.#written.add(entry);
-      if (++this.#stored > this.#options.maxRecords + Math.ceil(this.#options.maxRecords / 8)) {
-        void this.#prune(false);
+    const written = (answer: unknown, write: StoreCall) => {
+      this.#writes.delete(write);
+      // Kept for a retry once the key's backoff is over.
+      if (answer === FAILED) {
+        if (this.#store !== undefined) this.#dirty.add(entry);
+        return;
       }
-    }
-    if (answer !== undefined) this.#replica.apply(answer, "stored", record.key);
+      if (!this.#written.has(entry)) {
+        this.#written.add(entry);
+        const { maxRecords } = this.#options;
+        if (++this.#stored > maxRecords + Math.ceil(maxRecords / 8)) void this.#prune(false);
+      }
+      if (answer !== undefined) this.#replica.apply(answer, "stored", record.key);
+    };
+    const write = this.#call(record.key, (store) => store.save(record), { written });
+    if (!write.done) this.#writes.add(write);
   }
 
-  /** Keeps `entry` pending and flushes again after the backoff delay (jittered). */
-  #retryLater(entry: Entry): void {
-    if (this.#store === undefined) return;
-    this.#dirty.add(entry);
-    if (this.#timer !== undefined) return;
-    const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.#failures - 1, 16));
-    this.#timer = setTimeout(
-      () => void this.flush(true),
-      ceiling / 2 + (Math.random() * ceiling) / 2,
-    );
-    // In Node, a pending retry must not keep the process alive; close() flushes it.
-    (this.#timer as { unref?: () => void }).unref?.();
+  /**
+   * Resolves once every write now in flight has settled: by its answer, or at its deadline on
+   * a timer of the caller's own (the write's own timer may belong to a request that has ended).
+   */
+  async #settled(): Promise<void> {
+    const writes = [...this.#writes];
+    const latest = Math.max(...writes.map((write) => write.deadline));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise((resolve) => {
+      unref((timer = setTimeout(resolve, latest - this.#replica.clock.now())));
+    });
+    await Promise.race([Promise.all(writes.map((write) => write.settled())), deadline]);
+    clearTimeout(timer);
+    for (const write of writes) write.expireIfDue(this.#replica.clock.now());
   }
 
   /**
@@ -137,7 +201,10 @@ export class Pipeline {
    * oldest beyond `maxRecords`, and applies the rest when `apply` is set (loading at start).
    */
   async #prune(apply: boolean): Promise<void> {
-    const values = await this.#call(async (store) => (store.loadAll ? store.loadAll() : []));
+    if (this.#store === undefined) return;
+    const values = await this.#call("", async (store) =>
+      store.loadAll ? store.loadAll() : [],
+    ).settled();
     if (values === FAILED || !Array.isArray(values)) return;
     const now = this.#replica.clock.now();
     const { idleMs, maxRecords } = this.#options;
@@ -167,39 +234,55 @@ export class Pipeline {
         if (entry !== undefined) entry.loaded = true;
       }
     }
-    const store = this.#store;
-    if (store?.delete !== undefined) {
-      for (const key of drop)
-        void this.#call((s) => (s.delete as (k: string) => Promise<void>)(key));
+    if (this.#store?.delete !== undefined) {
+      for (const key of drop) this.#call("", (s) => (s.delete as (k: string) => unknown)(key));
     }
   }
 
   /**
-   * Runs a store operation with a timeout. A failure (or timeout) is reported once per streak
-   * and returns {@link FAILED}; the instance carries on in memory.
+   * Calls the store (open: callers check) about `key`, with a deadline. A success ends the
+   * key's streak of failures; a failure starts one (reported once) or adds to it, and a failed
+   * write backs the key's writes off.
    */
-  async #call<T>(operation: (store: BreakerStore) => Promise<T>): Promise<T | typeof FAILED> {
-    const store = this.#store;
-    if (store === undefined) return FAILED;
-    const ms = this.#options.timeoutMs ?? STORE_TIMEOUT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const result = await Promise.race([
-        operation(store),
-        new Promise<never>((_, reject) => {
-          const error = new Error(`cbfetch: the store did not answer within ${ms} ms`);
-          timer = setTimeout(() => reject(error), ms);
-          (timer as { unref?: () => void }).unref?.();
-        }),
-      ]);
-      this.#failures = 0;
-      return result;
-    } catch (error) {
-      // One report per streak of failures: a missing IndexedDB must not flood the listeners.
-      if (this.#failures++ === 0) this.#replica.report("", error);
-      return FAILED;
-    } finally {
-      clearTimeout(timer);
+  #call(
+    key: string,
+    operation: (store: BreakerStore) => unknown,
+    { written, ms, late }: CallOptions = {},
+  ): StoreCall {
+    const store = this.#store as BreakerStore;
+    const settle = (answer: unknown, error: unknown, call: StoreCall) => {
+      if (answer === FAILED) this.#failed(key, error, written !== undefined);
+      else {
+        this.#streaks.delete(key);
+        this.#answeredSinceReport = true;
+      }
+      written?.(answer, call);
+    };
+    const timeout = ms ?? store.timeoutMs ?? this.#options.timeoutMs ?? STORE_TIMEOUT_MS;
+    return new StoreCall(() => operation(store), timeout, this.#replica.clock.now(), settle, late);
+  }
+
+  /**
+   * One `storeerror` per key and streak of failures; but while no call at all has answered
+   * since the last one (a store down as a whole: no IndexedDB), none: a missing IndexedDB must
+   * not report once per key. Such a key is reported at its next failure after an answer.
+   */
+  #failed(key: string, error: unknown, write: boolean): void {
+    let streak = this.#streaks.get(key);
+    if (streak === undefined)
+      this.#streaks.set(key, (streak = { failures: 0, reported: false, retryAt: 0 }));
+    if (!streak.reported && this.#answeredSinceReport) {
+      streak.reported = true;
+      this.#answeredSinceReport = false;
+      this.#replica.report(key, error);
     }
+    streak.failures++;
+    if (!write) return;
+    const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(streak.failures - 1, 16));
+    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    streak.retryAt = this.#replica.clock.now() + delay;
+    // Where timers run, the retry goes when due. Nothing depends on it: in workerd a timer
+    // outlives no request, and the next flush() (the next change, or request) carries it.
+    unref(setTimeout(() => void this.flush(), delay));
   }
 }

@@ -5,6 +5,7 @@ import type { CircuitOpenError } from "../errors.js";
 import type { CircuitState } from "../breaker/types.js";
 import type { Channel, Release } from "./channel.js";
 import { Pipeline } from "./pipeline.js";
+import { FAILED } from "./store-call.js";
 import { type Entry, type Registry, type Report, Replica } from "./replica.js";
 import type { BreakerStore, ProbeLease } from "./store.js";
 
@@ -31,6 +32,8 @@ export interface SharedOptions {
   readonly sync: string | undefined;
   /** How long a new instance waits for its peers' state (0: not at all). */
   readonly syncWaitMs: number;
+  /** How long a call waits for shared state: a key's stored record, a probe lease. */
+  readonly loadTimeoutMs: number;
   readonly maxBreakers: number;
   readonly breaker: ResolvedBreakerOptions;
 }
@@ -82,8 +85,9 @@ export class SharedState {
     this.#pipeline = pipeline;
     this.#channel = channel;
     this.ready = Promise.all([pipeline?.ready, channel?.joined]);
-    if (typeof (store as Partial<LeasingStore> | undefined)?.acquireProbe === "function") {
-      this.probeGate = leaseGate(store as LeasingStore, replica, probeTimeoutMs);
+    if (pipeline && typeof (store as Partial<LeasingStore>).acquireProbe === "function") {
+      const lease = { leaseMs: probeTimeoutMs, waitMs: config.loadTimeoutMs };
+      this.probeGate = leaseGate(store as LeasingStore, pipeline, replica, lease);
     } else if (channel !== undefined) {
       this.probeGate = async (key) =>
         (await channel.acquireProbe(key, halfOpenMaxProbes, probeTimeoutMs)) ??
@@ -181,19 +185,36 @@ function followPageLifecycle(registry: Registry, channel: Channel | undefined): 
 /**
  * Probe leases from a store (a Durable Object): a refused context adopts the record the object
  * sent and remembers until when the probe is taken, so its refused calls make no further call.
+ * The lease call waits at most `waitMs` (the request is waiting), and none is made while the
+ * key's store calls fail: then this context probes on its own permit (local breaking).
  */
-function leaseGate(store: LeasingStore, replica: Replica, leaseMs: number): ProbeGate {
+function leaseGate(
+  store: LeasingStore,
+  pipeline: Pipeline,
+  replica: Replica,
+  { leaseMs, waitMs }: { leaseMs: number; waitMs: number },
+): ProbeGate {
   const refused = new Map<string, number>();
+  // A lease granted after this context gave up waiting for it: given back at once.
+  const giveBack = (late: ProbeLease) => late.granted && late.release();
   return async (key) => {
     const now = replica.clock.now();
     const until = refused.get(key);
     if (until !== undefined && now < until) return until;
     refused.delete(key);
-    const lease = await store.acquireProbe(key, leaseMs);
-    // The release carries the probe's outcome, so the lease never ends before the object
-    // knows the probe failed (another isolate would probe again at once).
+    const acquire = () => store.acquireProbe(key, leaseMs);
+    const lease = await pipeline.ask(key, acquire, waitMs, giveBack);
+    if (lease === FAILED) return () => {};
     const entry = replica.registry.peek(key);
-    if (lease.granted) return () => lease.release(entry && replica.recordOf(entry));
+    if (lease.granted) {
+      // The probe's outcome ends the lease: the write of that change (sent now, so the store
+      // ends the lease with it), or, with no change to write, the release, which carries the
+      // record. Either way the object knows a failed probe before another isolate may probe.
+      return () => {
+        void pipeline.flush();
+        lease.release(entry && replica.recordOf(entry));
+      };
+    }
     if (lease.record !== undefined) replica.apply(lease.record, "Durable Object", key);
     if (refused.size >= 1024) refused.clear(); // bounded: a few keys are half-open at once
     refused.set(key, lease.until);

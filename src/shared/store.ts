@@ -22,6 +22,12 @@ export interface BreakerStore {
   /** Releases connections. */
   close?(): void | Promise<void>;
   /**
+   * How long a call to this store may take before cbfetch counts it failed and carries on
+   * (it may still land later).
+   * @default 5000
+   */
+  readonly timeoutMs?: number;
+  /**
    * Keeps the runtime alive until `work` settles (Workers' `waitUntil`). cbfetch hands every
    * write to it the moment the write is scheduled, so a change made inside some request's
    * or `waitUntil` work is written even after that work ends.
