@@ -338,7 +338,7 @@ describe("exactly fetch in real Chromium (issue 23)", () => {
 describe("a chunk that fails to load once (issue 23, checked in real Chromium)", () => {
   it("the instance works without that part and reports it once; a later import requests the chunk again (no failure is cached)", async () => {
     // The bulkhead's code (`maxConcurrent`): loaded by no other test of this file.
-    const chunk = h.scripts.find((s) => s.entryPoint?.endsWith("fetch/bulkhead.ts"));
+    const chunk = h.scripts.find((s) => s.entryPoint?.endsWith("guards/bulkhead.ts"));
     expect(chunk, "the bulkhead code is a chunk of its own").toBeDefined();
     const path = chunk?.path ?? "";
     // The next request for that chunk fails, as over a flaky network; later ones would not.
