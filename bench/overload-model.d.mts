@@ -97,5 +97,7 @@ export function modelClients(parts: {
     throttle?: ThrottleOptions;
     breaker?: CreateBreakerOptions;
     retry?: ModelRetry;
+    /** The breaker hears a failure only while the throttle's window holds no accept. */
+    deadOnly?: boolean;
   }) => MakeClient;
 };

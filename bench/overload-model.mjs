@@ -200,9 +200,11 @@ export function modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets }) 
      * goes straight to the breaker. With `retry` (cbfetch's: limit, delayMs, maxDelayMs,
      * budget), a failed attempt is retried after full jitter if the budget allows, and each
      * retry is an ordinary call (the throttle or the breaker may refuse it: the request ends).
+     * With `deadOnly`, a failure counts for the breaker only while the throttle's window holds
+     * no accepted outcome (see `settle`).
      */
     throttle:
-      ({ throttle: throttleOptions, breaker: breakerOptions, retry } = {}) =>
+      ({ throttle: throttleOptions, breaker: breakerOptions, retry, deadOnly = false } = {}) =>
       (env) => {
         const { clock, random } = env;
         const breaker = breakerOf(env, breakerOptions);
@@ -229,7 +231,10 @@ export function modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets }) 
               throttle.accept(clock.now());
               return undefined;
             }
-            request.permit.failure("status");
+            // `deadOnly`: an overloaded upstream still accepts some calls, a dead one none; so
+            // the breaker hears a failure only while the throttle's window holds no accept.
+            if (deadOnly && throttle.accepts(clock.now()) > 0) request.permit.release();
+            else request.permit.failure("status");
             throttle.fail(clock.now());
             if (!retry || request.attempt >= limit || !budget.take()) return undefined;
             return random() * Math.min(maxDelayMs, delayMs * 2 ** request.attempt);
