@@ -1,7 +1,7 @@
 // Types of bench/overload-model.mjs, for test/overload.test.ts (the bench runs the .mjs under
 // plain Node, so the model is JavaScript).
 import type { CreateBreakerOptions, RetryBudgetOptions } from "../src/index.js";
-import type { AdaptiveThrottle, ThrottleOptions } from "../src/breaker/throttle.js";
+import type { ThrottleOptions } from "../src/index.js";
 import type { Breaker, Clock } from "../src/index.js";
 import type { RetryBudgets } from "../src/retry/budget.js";
 
@@ -87,17 +87,15 @@ export interface ModelRetry {
 
 export function modelClients(parts: {
   createBreaker: (options?: CreateBreakerOptions) => Breaker;
-  AdaptiveThrottle: typeof AdaptiveThrottle;
   RetryBudgets: typeof RetryBudgets;
 }): {
   raw: MakeClient;
   kyRetry2: MakeClient;
   breaker: (options?: CreateBreakerOptions) => MakeClient;
+  /** `createBreaker({ throttle })` (`true` unless given), with `breaker`'s other options. */
   throttle: (options?: {
-    throttle?: ThrottleOptions;
+    throttle?: true | ThrottleOptions;
     breaker?: CreateBreakerOptions;
     retry?: ModelRetry;
-    /** The breaker hears a failure only while the throttle's window holds no accept. */
-    deadOnly?: boolean;
   }) => MakeClient;
 };

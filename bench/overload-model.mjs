@@ -15,7 +15,8 @@
 //   (false: refused locally, and the request ends with its last real outcome), and
 //   `settle(request, t, ok)` hears its outcome and returns the wait before the next attempt (ms)
 //   or undefined (the request ends). `request.attempt` counts from 0. The clients made by
-//   `modelClients` use cbfetch's real breaker, throttle and retry budget on the model's clock.
+//   `modelClients` use cbfetch's real breaker (with its real `throttle`) and retry budget on
+//   the model's clock and a seeded random source.
 
 /** The scenario; the bench runs the same timeline against a real server. */
 export const SCENARIO = Object.freeze({
@@ -161,9 +162,9 @@ export function simulate(makeClient, { scenario = SCENARIO, seed = 1 } = {}) {
 
 /**
  * The clients of the model, built on cbfetch's real parts, passed in (`src/` in the test,
- * `dist/` in the bench): `{ createBreaker, AdaptiveThrottle, RetryBudgets }`.
+ * `dist/` in the bench): `{ createBreaker, RetryBudgets }`.
  */
-export function modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets }) {
+export function modelClients({ createBreaker, RetryBudgets }) {
   const breakerOf = ({ clock, random, onTransition }, options = {}) =>
     createBreaker({
       ...options,
@@ -171,6 +172,45 @@ export function modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets }) 
       random,
       onStateChange: (to, from) => onTransition(from, to),
     });
+  /**
+   * A breaker (cbfetch's default policy unless `breaker` options say otherwise), with
+   * cbfetch's `throttle` when `throttle` is set (`true` or its options): the breaker decides
+   * every attempt, a refusal touches nothing else. With `retry` (cbfetch's: limit, delayMs,
+   * maxDelayMs, budget), a failed attempt is retried after full jitter if the budget allows,
+   * and each retry is an ordinary call (the breaker or its throttle may refuse it: the request
+   * ends with its last real outcome).
+   */
+  const client =
+    ({ throttle, breaker: breakerOptions, retry } = {}) =>
+    (env) => {
+      const { clock } = env;
+      const breaker = breakerOf(env, { ...breakerOptions, throttle });
+      let budget;
+      if (retry) {
+        const budgets = new RetryBudgets();
+        budgets.clock = clock;
+        if (retry.budget !== undefined)
+          budgets.options = retry.budget && { ...budgets.options, ...retry.budget };
+        budget = budgets.for("upstream");
+      }
+      const { limit = 2, delayMs = 300, maxDelayMs = 10_000 } = retry ?? {};
+      return {
+        breaker,
+        send(request) {
+          if (request.attempt === 0) budget?.first();
+          return (request.permit = breaker.allow()) !== undefined;
+        },
+        settle(request, _t, ok) {
+          if (ok) {
+            request.permit.success();
+            return undefined;
+          }
+          request.permit.failure("status");
+          if (!retry || request.attempt >= limit || !budget.take()) return undefined;
+          return env.random() * Math.min(maxDelayMs, delayMs * 2 ** request.attempt);
+        },
+      };
+    };
   return {
     /** Every request once, as fetch. */
     raw: () => ({ send: () => true, settle: () => undefined }),
@@ -180,67 +220,13 @@ export function modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets }) 
       settle: (request, _t, ok) =>
         ok || request.attempt >= 2 ? undefined : 300 * 2 ** request.attempt,
     }),
-    /** A breaker alone (cbfetch's default policy unless `breaker` options say otherwise). */
-    breaker:
-      (options = {}) =>
-      (env) => {
-        const breaker = breakerOf(env, options);
-        return {
-          send: (request) => (request.permit = breaker.allow()) !== undefined,
-          settle(request, _t, ok) {
-            if (ok) request.permit.success();
-            else request.permit.failure("status");
-            return undefined;
-          },
-        };
-      },
+    /** A breaker alone (cbfetch's default policy unless `options` say otherwise). */
+    breaker: (options = {}) => client({ breaker: options }),
     /**
-     * The throttle beside a breaker, as `createCbFetch({ throttle })` would have it: in the
-     * closed state a call first asks the throttle (a refusal touches nothing else); a probe
-     * goes straight to the breaker. With `retry` (cbfetch's: limit, delayMs, maxDelayMs,
-     * budget), a failed attempt is retried after full jitter if the budget allows, and each
-     * retry is an ordinary call (the throttle or the breaker may refuse it: the request ends).
-     * With `deadOnly`, a failure counts for the breaker only while the throttle's window holds
-     * no accepted outcome (see `settle`).
+     * `createBreaker({ throttle })`, as `createCbFetch({ throttle })` has it: `throttle` is
+     * `true` unless given; `breaker`: the breaker's other options; `retry`: see above.
      */
-    throttle:
-      ({ throttle: throttleOptions, breaker: breakerOptions, retry, deadOnly = false } = {}) =>
-      (env) => {
-        const { clock, random } = env;
-        const breaker = breakerOf(env, breakerOptions);
-        const throttle = new AdaptiveThrottle(throttleOptions);
-        let budget;
-        if (retry) {
-          const budgets = new RetryBudgets();
-          budgets.clock = clock;
-          if (retry.budget !== undefined)
-            budgets.options = retry.budget && { ...budgets.options, ...retry.budget };
-          budget = budgets.for("upstream");
-        }
-        const { limit = 2, delayMs = 300, maxDelayMs = 10_000 } = retry ?? {};
-        return {
-          throttle,
-          send(request) {
-            if (request.attempt === 0) budget?.first();
-            if (breaker.state === "closed" && !throttle.admit(clock.now(), random)) return false;
-            return (request.permit = breaker.allow()) !== undefined;
-          },
-          settle(request, _t, ok) {
-            if (ok) {
-              request.permit.success();
-              throttle.accept(clock.now());
-              return undefined;
-            }
-            // `deadOnly`: an overloaded upstream still accepts some calls, a dead one none; so
-            // the breaker hears a failure only while the throttle's window holds no accept.
-            if (deadOnly && throttle.accepts(clock.now()) > 0) request.permit.release();
-            else request.permit.failure("status");
-            throttle.fail(clock.now());
-            if (!retry || request.attempt >= limit || !budget.take()) return undefined;
-            return random() * Math.min(maxDelayMs, delayMs * 2 ** request.attempt);
-          },
-        };
-      },
+    throttle: ({ throttle = true, ...rest } = {}) => client({ throttle, ...rest }),
   };
 }
 

@@ -1,6 +1,5 @@
 // The overload section's report (bench/overload.mjs): the figures table, DESIGN §6's bar lines,
 // the text chart of goodput over time, and the model's figures for the same scenario.
-import { AdaptiveThrottle } from "../dist/breaker/throttle.js";
 import { createBreaker } from "../dist/index.js";
 import { RetryBudgets } from "../dist/retry/budget.js";
 import { barLine, fmt, table } from "./lib.mjs";
@@ -37,15 +36,16 @@ export function chart(rows) {
 
 /** The model's figures for the same scenario, on cbfetch's built parts. */
 export function model(seed) {
-  const c = modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets });
+  const c = modelClients({ createBreaker, RetryBudgets });
   return [
     ["raw fetch", c.raw],
     ["ky retry: 2", c.kyRetry2],
     ["cbfetch defaults (breaker)", c.breaker()],
-    ["throttle beside the default breaker", c.throttle()],
-    ["same, breaker hears failures only when dead", c.throttle({ deadOnly: true })],
-    ["same + retry: 2 (budget)", c.throttle({ deadOnly: true, retry: { limit: 2 } })],
-    ["throttle beside a 20-failure breaker", c.throttle({ breaker: { failureThreshold: 20 } })],
+    ["cbfetch throttle", c.throttle()],
+    ["cbfetch throttle + retry: 2 (budget)", c.throttle({ retry: { limit: 2 } })],
+    ["throttle, k = 1.5", c.throttle({ throttle: { k: 1.5 } })],
+    ["throttle, k = 3", c.throttle({ throttle: { k: 3 } })],
+    ["throttle, windowMs 5000", c.throttle({ throttle: { windowMs: 5000 } })],
     ["throttle, breaker never opens", c.throttle({ breaker: { failureThreshold: 1e9 } })],
   ].map(([name, make]) => ({ name, ...summarize(simulate(make, { seed })) }));
 }

@@ -44,6 +44,7 @@ const LAZY_BUDGETS = {
   "shared-state": 3600,
   network: 2048,
   "failure-rate": 2048,
+  throttle: 2048,
   channel: 2048,
   bulkhead: 2048,
   timeout: 2048,

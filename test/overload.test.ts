@@ -8,7 +8,6 @@ import {
   type Summary,
   summarize,
 } from "../bench/overload-model.mjs";
-import { AdaptiveThrottle } from "../src/breaker/throttle.js";
 import { createBreaker } from "../src/index.js";
 import { RetryBudgets } from "../src/retry/budget.js";
 
@@ -16,23 +15,13 @@ import { RetryBudgets } from "../src/retry/budget.js";
 // upstream serving at most C = 100 requests/s (503 to the rest, each 503 costing it 2 % of a
 // served request), offered 2 × C by Poisson callers for 30 s, then a 10 s outage, then 40 s with
 // capacity back. Model time, seeded randomness: no sockets, no dependence on machine speed.
-const clients = modelClients({ createBreaker, AdaptiveThrottle, RetryBudgets });
+// The clients are cbfetch's real breaker with its real `throttle` (createBreaker({ throttle })).
+const clients = modelClients({ createBreaker, RetryBudgets });
 const K = 2;
 const SEEDS = [1, 2, 3];
 
-/**
- * The breaker beside the throttle. cbfetch's default (5 consecutive failures) cannot stay
- * closed next to a k = 2 throttle when it hears every failure (see the `fails` test below): by
- * design the throttle lets the upstream get twice what it serves, so it rejects about half, and
- * a token bucket rejects in runs. A higher threshold (20) passes here but not with real sockets:
- * bench/overload.mjs's arrivals come in lumps (event-loop delays of tens of ms) and a 20-failure
- * breaker tripped in the first second. What tells "dead" from "overloaded" is whether anything
- * is still accepted: with `deadOnly`, the breaker hears a failure only while the throttle's
- * window holds no accepted outcome, so a dead origin still opens it (once per outage here).
- */
-const BESIDE = { deadOnly: true };
-const throttle = clients.throttle(BESIDE);
-const throttleRetry = clients.throttle({ ...BESIDE, retry: { limit: 2 } });
+const throttle = clients.throttle();
+const throttleRetry = clients.throttle({ retry: { limit: 2 } });
 
 function run(make: MakeClient, seed: number, scenario: Scenario = SCENARIO): Summary {
   return summarize(simulate(make, { scenario, seed }), scenario);
@@ -71,8 +60,11 @@ describe("overload model: the throttle meets DESIGN §6's bar", () => {
     },
   );
 
-  it.fails("…but not beside cbfetch's default breaker (5 consecutive failures): it flaps", () => {
-    expectOverloadBar(run(clients.throttle(), 1));
+  it("holds with the failure-rate policy too (the breaker opens only on a dead upstream)", () => {
+    const rate = clients.throttle({
+      breaker: { failureRate: { threshold: 0.3, windowMs: 10_000, minimumCalls: 20 } },
+    });
+    expectOverloadBar(run(rate, 1));
   });
 });
 

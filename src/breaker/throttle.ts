@@ -1,173 +1,105 @@
+import type { Policy } from "./policy.js";
+import type { Clock, ThrottleOptions } from "./types.js";
+import { Window } from "./window.js";
+
 /**
  * Adaptive client-side throttling ("Handling Overload", Google SRE book; gRPC's adaptive
- * throttler and Envoy's admission control do the same): per key, over the last `windowMs`,
- * `requests` counts the calls asked (the ones refused here included) and `accepts` the outcomes
- * that were not failures. A call is refused locally with probability
- * `max(0, (requests − k · accepts) / (requests + 1))`, so the upstream keeps getting about `k`
- * attempts per request it serves, whatever the offered load: enough to notice at once when it
- * has room again, never the whole flood.
+ * throttler and Envoy's admission control do the same), as a policy: per key, over the last
+ * `windowMs`, `requests` counts the calls asked (the ones refused here included) and `accepts`
+ * the outcomes that were not failures. In the closed state a call is refused locally with
+ * probability `max(0, (requests − k · accepts) / (requests + 1))`, so an overloaded upstream
+ * keeps getting about `k` attempts per request it serves, whatever the offered load: enough to
+ * notice at once when it has room again, never the whole flood.
+ *
+ * When to trip stays the decision of the policy it wraps (consecutive failures, or the failure
+ * rate), with one rule added: only while the window holds no accepted outcome. An overloaded
+ * upstream still serves some calls, a dead one none; without the rule the breaker would open on
+ * the failures the throttle lets through by design (about half at k = 2) and flap.
  *
  * An admitted call counts as a request when its outcome is known, not when it is asked: a call
- * in flight is no evidence yet. Counted when asked, every call to a healthy origin slower than
- * a fraction of the window would raise `requests` without `accepts` (measured in the overload
- * model: 376 of 3501 calls refused at 50 calls/s with 3 s responses, none this way), and so
- * would a burst of parallel calls to a new key (20 at once: 9 refused).
+ * in flight is no evidence yet. Counted when asked, every call to a healthy origin slower than a
+ * fraction of the window would raise `requests` without `accepts` (the overload model: 376 of
+ * 3501 calls refused at 50 calls/s with 3 s responses, none this way), and so would a burst of
+ * parallel calls to a new key (20 at once: 9 refused).
  *
- * Pure: no I/O, no timers; time and randomness come from the caller.
+ * Pure: no I/O, no timers; time and randomness come from the breaker. A fetch instance loads
+ * this module only when `throttle` is set.
  */
+export class ThrottlePolicy implements Policy {
+  readonly timed = true;
+  readonly #options: Required<ThrottleOptions>;
+  readonly #inner: Policy;
+  /** `a`: requests, `b`: accepts. */
+  readonly #window: Window;
 
-/** Options of {@link AdaptiveThrottle}. */
-export interface ThrottleOptions {
-  /**
-   * Attempts per accepted outcome the upstream may get before calls are refused: 2 lets it see
-   * up to twice what it serves. Lower sheds more and sooner, but comes back slower after an
-   * outage (1.5: 8–13 s instead of 5–12 s in the overload model); 1 refuses as soon as anything
-   * fails.
-   * @default 2
-   */
-  k?: number;
-  /**
-   * The history the counts cover, in milliseconds (kept as 10 buckets). It sets how fast the
-   * throttle follows the upstream: after an outage, calls come back within about
-   * `windowMs / k × ln(k × calls per window)` (overload model at 200 calls/s: 2–7 s with 1 s,
-   * 5–12 s with 2 s, 18–27 s with 5 s; a 30 s window barely engages in a 10 s outage).
-   * @default 1000
-   */
-  windowMs?: number;
-  /**
-   * Outcomes the window must hold before any call is refused, so a key called a few times a
-   * second is left to the breaker (2 failures among 3 calls would otherwise refuse the next with
-   * probability 1/4).
-   * @default 10
-   */
-  minRequests?: number;
-}
-
-const BUCKETS = 10;
-
-/**
- * One key's adaptive throttle: {@link AdaptiveThrottle.admit} before a call, then
- * {@link AdaptiveThrottle.accept} or {@link AdaptiveThrottle.fail} with its outcome (neither
- * for a call whose outcome does not count, such as one its caller aborted). The window is a ring
- * of 10 buckets with running totals, like the failure-rate window: each call is O(1), and moving
- * to a new bucket clears at most 10 slots. Its arrays are made on first use.
- */
-export class AdaptiveThrottle {
-  /** Attempts per accepted outcome allowed. */
-  readonly k: number;
-  /** The window's length in milliseconds. */
-  readonly windowMs: number;
-  /** Requests the window must hold before any call is refused. */
-  readonly minRequests: number;
-  readonly #bucketMs: number;
-  #requests: Uint32Array | undefined;
-  #accepts: Uint32Array | undefined;
-  #bucket = -1;
-  #totalRequests = 0;
-  #totalAccepts = 0;
-
-  /** @throws RangeError naming the option when `k`, `windowMs` or `minRequests` is out of range. */
-  constructor({ k = 2, windowMs = 1000, minRequests = 10 }: ThrottleOptions = {}) {
-    if (!(k >= 1 && k < Infinity)) bad("k", "a number >= 1", k);
-    if (!(windowMs > 0 && windowMs < Infinity)) bad("windowMs", "a number > 0", windowMs);
-    if (!(Number.isInteger(minRequests) && minRequests >= 0))
-      bad("minRequests", "an integer >= 0", minRequests);
-    this.k = k;
-    this.windowMs = windowMs;
-    this.minRequests = minRequests;
-    this.#bucketMs = windowMs / BUCKETS;
-  }
-
-  /** Requests counted in the window ending at `now` (epoch ms). */
-  requests(now: number): number {
-    this.#advance(now);
-    return this.#totalRequests;
-  }
-
-  /** Accepted outcomes counted in the window ending at `now` (epoch ms). */
-  accepts(now: number): number {
-    this.#advance(now);
-    return this.#totalAccepts;
+  constructor(options: Required<ThrottleOptions>, inner: Policy) {
+    this.#options = options;
+    this.#inner = inner;
+    this.#window = new Window(options.windowMs);
   }
 
   /**
-   * The probability that a call asked at `now` (epoch ms) is refused: 0 while the window holds
-   * fewer than `minRequests` requests, otherwise `max(0, (requests − k · accepts) / (requests + 1))`.
+   * The probability that a call asked at `now` is refused: 0 while the window holds fewer
+   * than `minRequests` requests.
    */
   probability(now: number): number {
-    this.#advance(now);
-    const requests = this.#totalRequests;
-    if (requests < this.minRequests) return 0;
-    const excess = requests - this.k * this.#totalAccepts;
-    return excess > 0 ? excess / (requests + 1) : 0;
+    const window = this.#window;
+    window.add(now, 0, 0); // moves the window to now
+    const { k, minRequests } = this.#options;
+    if (window.a < minRequests) return 0;
+    const excess = window.a - k * window.b;
+    return excess > 0 ? excess / (window.a + 1) : 0;
   }
 
   /**
-   * Asks to make a call at `now` (epoch ms). Returns `false` (refuse it locally; counted as a
-   * request now) with {@link AdaptiveThrottle.probability}, decided by one draw of `random`
-   * (a number in [0, 1)), which is not called while the probability is 0. Returns `true` (make
-   * the call; it counts once its outcome is recorded) otherwise.
+   * Whether a call asked now may go: one draw of `random` (not made while the probability is
+   * 0). A refused call counts as a request at once; an admitted one when its outcome comes.
+   * Reads `clock` only where the window holds a failure: sliding a window of accepts alone
+   * cannot make the probability positive, and a healthy key is the hot path.
    */
-  admit(now: number, random: () => number): boolean {
+  admit(clock: Clock, random: () => number): boolean {
+    const window = this.#window;
+    if (window.a === window.b) return true;
+    const now = clock.now();
     const p = this.probability(now);
     if (p === 0 || random() >= p) return true;
-    this.#count(0);
+    window.add(now, 1, 0);
     return false;
   }
 
-  /** Records at `now` (epoch ms) the outcome of an admitted call that was not a failure. */
-  accept(now: number): void {
-    this.#advance(now);
-    this.#count(1);
+  stats(now: number): { throttleProbability: number } {
+    return { throttleProbability: this.probability(now) };
   }
 
-  /** Records at `now` (epoch ms) the outcome of an admitted call that was a failure. */
-  fail(now: number): void {
-    this.#advance(now);
-    this.#count(0);
+  success(now: number): void {
+    this.#window.add(now, 1, 1);
+    this.#inner.success(now);
   }
 
-  /** Forgets every count. */
+  failure(now: number, consecutive: number): boolean {
+    this.#window.add(now, 1, 0);
+    return this.#inner.failure(now, consecutive) && this.#window.b === 0;
+  }
+
   reset(): void {
-    this.#requests?.fill(0);
-    this.#accepts?.fill(0);
-    this.#totalRequests = this.#totalAccepts = 0;
-  }
-
-  /** Counts a request (and an accept) in the current bucket; the window is already at `now`. */
-  #count(accepted: 0 | 1): void {
-    if (this.#requests === undefined || this.#accepts === undefined) {
-      this.#requests = new Uint32Array(BUCKETS);
-      this.#accepts = new Uint32Array(BUCKETS);
-    }
-    const slot = this.#bucket % BUCKETS;
-    this.#requests[slot]!++;
-    this.#accepts[slot]! += accepted;
-    this.#totalRequests++;
-    this.#totalAccepts += accepted;
-  }
-
-  /** Moves the window to `now`: clears the buckets it moved past (at most all 10). */
-  #advance(now: number): void {
-    const bucket = Math.floor(now / this.#bucketMs);
-    // A clock is monotonic, so a bucket before the current one only comes with a new timeline
-    // (a test's fake timers): those calls count in the current bucket.
-    if (bucket <= this.#bucket) return;
-    const requests = this.#requests;
-    const accepts = this.#accepts;
-    if (requests !== undefined && accepts !== undefined) {
-      const steps = Math.min(bucket - this.#bucket, BUCKETS);
-      for (let i = 0; i < steps; i++) {
-        const slot = (bucket - i) % BUCKETS;
-        this.#totalRequests -= requests[slot]!;
-        this.#totalAccepts -= accepts[slot]!;
-        requests[slot] = accepts[slot] = 0;
-      }
-    }
-    this.#bucket = bucket;
+    this.#window.reset();
+    this.#inner.reset();
   }
 }
 
-function bad(name: string, expected: string, value: number): never {
-  throw new RangeError(`cbfetch: option "throttle.${name}" must be ${expected}, got ${value}`);
+/**
+ * Hooks the throttle into a fetch instance (which loads this part when `throttle` is set): each
+ * of its breakers gets one of its own, around the policy it had (installed after `failureRate`).
+ */
+export function install(core: {
+  readonly config: {
+    readonly breaker: {
+      readonly throttle: Required<ThrottleOptions> | undefined;
+      policy: () => Policy;
+    };
+  };
+}): void {
+  const { breaker } = core.config;
+  const { throttle, policy } = breaker;
+  if (throttle) breaker.policy = () => new ThrottlePolicy(throttle, policy());
 }
