@@ -279,6 +279,13 @@ export async function run() {
   console.log(figuresTable(modelled));
   console.log("");
   console.log(chart(modelled));
+  // At 2 × C raw fetch asks only twice what is served: the bar's k = 2 is met by anything that
+  // does not retry. At 4 × C the throttle is what keeps the upstream at about k × served.
+  const heavier = { ...SCENARIO, load: 4 };
+  const modelled4 = model(SEED, heavier);
+  console.log("");
+  console.log(`the model at 4 × C offered (seed ${SEED}):`);
+  console.log(figuresTable(modelled4));
   return {
     scenario: { ...S },
     eventLoopLagP99Ms: measured.eventLoopLagP99Ms,
@@ -286,5 +293,6 @@ export async function run() {
     machineKeptUp: keptUp,
     rows: rows.map(({ goodputBySlice, ...row }) => ({ ...row, goodputBySlice })),
     model: modelled.map(({ goodputBySlice: _, ...row }) => row),
+    model4: modelled4.map(({ goodputBySlice: _, ...row }) => row),
   };
 }

@@ -68,6 +68,32 @@ describe("overload model: the throttle meets DESIGN §6's bar", () => {
   });
 });
 
+describe("overload model: at 4 × capacity", () => {
+  // At 2 × C anything that does not retry asks only twice what is served; at 4 × C the throttle
+  // is what keeps the upstream near k attempts per request served.
+  const heavy: Scenario = { ...SCENARIO, load: 4 };
+
+  it.each(SEEDS)(
+    "the throttle still meets the bar, and is back after the outage (seed %i)",
+    (seed) => {
+      for (const make of [throttle, throttleRetry]) {
+        const figures = run(make, seed, heavy);
+        expect(figures.attemptsPerServed).toBeLessThanOrEqual(K + 0.1);
+        expect(figures.goodput).toBeGreaterThanOrEqual(0.95);
+        expect(figures.transitions).toBe(0);
+        expect(figures.heldSeconds).toBeDefined();
+      }
+    },
+  );
+
+  it("raw fetch asks 4 × what is served; ky's retry: 2 keeps the upstream saturated: never back to 90 %", () => {
+    expect(run(clients.raw, 1, heavy).attemptsPerServed).toBeGreaterThan(3.9);
+    const ky = run(clients.kyRetry2, 1, heavy);
+    expect(ky.attemptsPerServed).toBeGreaterThan(12);
+    expect(ky.recoverySeconds).toBeUndefined();
+  });
+});
+
 describe("overload model: the others, measured beside it", () => {
   it("raw fetch and ky's retry: 2 keep the upstream at 2 and over 5 attempts per request served", () => {
     const raw = run(clients.raw, 1);
