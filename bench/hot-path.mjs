@@ -100,6 +100,8 @@ function createSubjects() {
       fetch: stub,
       failureRate: { threshold: 0.5, windowMs: 10_000, minimumCalls: 20 },
     }),
+    // Issue 26: the adaptive throttle reads the clock and moves its window on every call.
+    cbThrottle: createCbFetch({ fetch: stub, throttle: true }),
     cbSync: createCbFetch({ fetch: stub, sync: "bench" }),
     cbIdb: createCbFetch({ fetch: stub, store: idbStore({ dbName: "cbfetch-bench-hot-path" }) }),
     cbOpen: createCbFetch({ fetch: stub }),
@@ -143,7 +145,7 @@ function createSubjects() {
 }
 
 function createVariants(s) {
-  const { cb, cbRate, cbSync, cbIdb, cbOpen } = s;
+  const { cb, cbRate, cbThrottle, cbSync, cbIdb, cbOpen } = s;
   const variants = [
     calls(RAW, () => stub(URL_STRING)),
     calls(THIN, () => stub(URL_STRING).then((r) => r)),
@@ -152,6 +154,7 @@ function createVariants(s) {
     calls("cbfetch, Request input", () => cb(REQUEST)),
     calls("cbfetch (64 paths, one origin)", (i) => cb(PATHS[i & 63])),
     calls("cbfetch (failureRate window)", () => cbRate(URL_STRING)),
+    calls("cbfetch (throttle)", () => cbThrottle(URL_STRING)),
     calls(SYNC, () => cbSync(URL_STRING)),
     calls(OTEL_NOOP, () => s.cbOtelNoop(URL_STRING)),
     calls(OTEL_SDK, () => s.cbOtelSdk(URL_STRING)),

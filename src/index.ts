@@ -23,6 +23,7 @@ export {
   isRefusal,
   RefusalError,
   refusalOf,
+  ThrottledError,
 } from "./errors.js";
 export { createCbFetch } from "./fetch/create.js";
 export { isFailureStatus } from "./outcome/status.js";

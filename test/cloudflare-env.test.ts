@@ -27,6 +27,32 @@ describe("optionsFromEnv", () => {
     });
   });
 
+  it("turns the throttle on with CB_THROTTLE or any of its fields, and off with CB_THROTTLE=false", () => {
+    expect(optionsFromEnv({ CB_THROTTLE: "true" })).toEqual({ throttle: true });
+    expect(optionsFromEnv({ CB_THROTTLE: "false" })).toEqual({ throttle: false });
+    expect(
+      optionsFromEnv({
+        CB_THROTTLE_K: "1.5",
+        CB_THROTTLE_WINDOW_MS: "2000",
+        CB_THROTTLE_MIN_REQUESTS: "20",
+      }),
+    ).toEqual({ throttle: { k: 1.5, windowMs: 2000, minRequests: 20 } });
+    expect(optionsFromEnv({ CB_THROTTLE: "true", CB_THROTTLE_K: "3" })).toEqual({
+      throttle: { k: 3 },
+    });
+    expect(optionsFromEnv({ CB_THROTTLE: "false", CB_THROTTLE_K: "3" })).toEqual({
+      throttle: false,
+    });
+    const cb = createCbFetch(optionsFromEnv({ CB_THROTTLE_K: "3" }));
+    expect(typeof cb).toBe("function");
+    expect(() => optionsFromEnv({ CB_THROTTLE_K: "0.5" })).toThrow(
+      /CB_THROTTLE_K must be a number >= 1, got "0.5"/,
+    );
+    expect(() => optionsFromEnv({ CB_THROTTLE: "on" })).toThrow(
+      /CB_THROTTLE must be true or false/,
+    );
+  });
+
   // Each error names the variable and its value, not the option behind it.
   it.each([
     [{ CB_OPEN_MS: "30s" }, /CB_OPEN_MS must be a decimal number, got "30s"/],

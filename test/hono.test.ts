@@ -2,6 +2,8 @@ import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { circuitBreaker } from "../src/hono/index.js";
 import { CircuitOpenError, memoryStore } from "../src/index.js";
+import { seeded } from "../bench/overload-model.mjs";
+import { ManualClock } from "./helpers/clock.js";
 import { respond, useServer } from "./helpers/server.js";
 
 // The Hono middleware the way Hono apps are tested: app.request(), in plain Node, with no
@@ -50,6 +52,33 @@ describe("cbfetch/hono", () => {
       from: "closed",
       to: "open",
     });
+  });
+
+  it("a throttled call is a 503 with Retry-After and cbfetch-circuit: throttled, unlogged", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const hono = new Hono();
+    // A clock that stands still: the throttle's window holds every call, however slow the machine.
+    const clock = new ManualClock();
+    hono.use(circuitBreaker({ throttle: true, clock, random: seeded(1), envPrefix: "THROTTLED_" }));
+    hono.get("/items", (c) => c.var.cbFetch(`${server.origin}/items`));
+    let n = 0;
+    server.handle((req, res) => respond(n++ % 3 === 0 ? 200 : 503)(req, res));
+    let throttled: Response | undefined;
+    for (let i = 0; i < 200 && throttled === undefined; i++) {
+      const hits = server.hits;
+      const res = await hono.request("/items");
+      if (res.headers.get("cbfetch-circuit") !== null) {
+        throttled = res;
+        expect(server.hits).toBe(hits); // nothing was sent
+      }
+    }
+    expect(throttled?.status).toBe(503);
+    expect(throttled?.headers.get("cbfetch-circuit")).toBe("throttled");
+    expect(throttled?.headers.get("retry-after")).toBe("1"); // the 1 s window
+    expect(await throttled?.text()).toBe(
+      "Service Unavailable: cbfetch refused (throttled), no request was sent\n",
+    );
+    expect(error).not.toHaveBeenCalled();
   });
 
   it("leaves the app's own onError alone: it sees the CircuitOpenError and its answer stands", async () => {

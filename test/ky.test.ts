@@ -1,7 +1,8 @@
 import ky, { HTTPError } from "ky";
 import { describe, expect, it } from "vitest";
 import { createKy } from "../src/ky/index.js";
-import { CircuitOpenError, createCbFetch } from "../src/index.js";
+import { CircuitOpenError, createCbFetch, ThrottledError } from "../src/index.js";
+import { ManualClock } from "./helpers/clock.js";
 import { respond, useServer } from "./helpers/server.js";
 
 // ky 2 through cbfetch against a real server on 127.0.0.1.
@@ -41,6 +42,31 @@ describe("cbfetch/ky", () => {
     await expect(api.get(url("/always"))).rejects.toBeInstanceOf(CircuitOpenError);
     expect(server.hits - hits).toBe(1);
     expect(asked).toBe(1); // asked about the 503 only; the CircuitOpenError ended the loop
+  });
+
+  it("a throttled attempt ends ky's retries too, without asking the caller's shouldRetry", async () => {
+    // Refused whenever p > 0: p is 1/2 after the first 503 (minRequests 1, draws of 0).
+    const cb = createCbFetch({
+      throttle: { minRequests: 1 },
+      failureThreshold: 1000,
+      random: () => 0,
+      clock: new ManualClock(),
+    });
+    let asked = 0;
+    const api = createKy(cb, {
+      retry: {
+        ...fastRetries,
+        shouldRetry: () => {
+          asked++;
+          return true;
+        },
+      },
+    });
+    server.handle(respond(503));
+    const hits = server.hits;
+    await expect(api.get(url("/throttled"))).rejects.toBeInstanceOf(ThrottledError);
+    expect(server.hits - hits).toBe(1);
+    expect(asked).toBe(1); // about the 503 only
   });
 
   it("agrees with cbfetch on Retry-After: ky's retry after it is the probe", async () => {

@@ -294,6 +294,35 @@ describe("cbfetch/otel with the OpenTelemetry SDK", () => {
     await cb.close();
   });
 
+  it("a throttled call is counted as throttled, and its span event says so", async () => {
+    const { cb, inSpan } = setup({ throttle: true, failureThreshold: 1000, random: () => 0.3 });
+    let n = 0;
+    server.handle((req, res) => respond(n++ % 4 === 0 ? 200 : 503)(req, res));
+    let throttled = 0;
+    await inSpan(async () => {
+      for (let i = 0; i < 40; i++) {
+        await cb(server.url("/x")).catch((error: Error) => {
+          expect(error.name).toBe("ThrottledError");
+          throttled++;
+        });
+      }
+    });
+    expect(throttled).toBeGreaterThan(0);
+    const counts = callsByOutcome(await collect());
+    expect(counts.throttled).toBe(throttled);
+    expect(counts.rejected).toBeUndefined();
+    expect((counts.success ?? 0) + (counts["failure/status"] ?? 0)).toBe(40 - throttled);
+    const events = spans
+      .getFinishedSpans()
+      .find((span) => span.name === "app")!
+      .events.filter((event) => event.name === "cbfetch.rejected");
+    expect(events).toHaveLength(throttled);
+    expect(events[0]?.attributes).toMatchObject({
+      "error.type": "throttled",
+      "cbfetch.circuit.state": "closed",
+    });
+  });
+
   it("stop() detaches the listeners and the gauge's callback", async () => {
     const { cb, stop } = setup();
     server.handle(respond(200));

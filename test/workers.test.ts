@@ -180,7 +180,7 @@ describe("cbfetch/cloudflare in workerd", () => {
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(59);
     // A breaker-made 503 says so, and names no upstream.
     expect(refused.circuit).toBe("open");
-    expect(refused.body).toMatch(/circuit open/);
+    expect(refused.body).toMatch(/cbfetch refused \(open\)/);
     expect(refused.body).not.toContain("127.0.0.1");
     expect(upstream.hits).toBe(hits);
     await settle();

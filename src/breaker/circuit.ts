@@ -1,4 +1,4 @@
-import { CircuitOpenError } from "../errors.js";
+import { CircuitOpenError, type RefusalError, ThrottledError, withoutStack } from "../errors.js";
 import type { ResolvedBreakerOptions } from "./options.js";
 import { type Outcome, Permit, RELEASE, SUCCESS } from "./permit.js";
 import type { Policy } from "./policy.js";
@@ -103,16 +103,29 @@ export class Circuit {
       rejections: this.rejectionCount,
       ignored: this.ignoredCount,
     };
-    return this.meter === undefined ? stats : { ...stats, ...this.meter.stats() };
+    // A meter's figures, and a throttle's probability (on its policy's timeline).
+    return Object.assign(
+      stats,
+      this.meter?.stats(),
+      this.policy?.stats?.(this.options.windowClock.now()),
+    );
   }
 
   /**
    * Asks to make a call. Returns a {@link Permit} to settle when the call ends, or `undefined`
-   * when the circuit refuses it (open, or half-open with every probe slot taken).
+   * when the circuit refuses it (open, or half-open with every probe slot taken, or closed and
+   * throttled).
    */
   allow(): Permit | undefined {
-    // Hot path: closed needs no clock and allocates nothing.
-    if (this.code === CLOSED) return (this.closedPermit ??= this.newClosedPermit());
+    // Hot path: closed needs no clock and allocates nothing. Only a throttle's policy has
+    // `admit`.
+    if (this.code === CLOSED) {
+      const { options } = this;
+      if (this.policy?.admit?.(options.windowClock, options.random) !== false)
+        return (this.closedPermit ??= this.newClosedPermit());
+      this.rejectionCount++;
+      return undefined;
+    }
     const now = this.now();
     this.refresh(now);
     if (this.code === HALF_OPEN && this.probes.length < this.options.halfOpenMaxProbes) {
@@ -125,8 +138,19 @@ export class Circuit {
     return undefined;
   }
 
-  /** The error a refused call gets: a {@link CircuitOpenError} with this breaker's timing. */
-  openError(): CircuitOpenError {
+  /**
+   * The error a refused call gets: a {@link CircuitOpenError} with this breaker's timing, or
+   * in the closed state its throttle's `ThrottledError`.
+   */
+  openError(): RefusalError {
+    const { policy, options } = this;
+    if (this.code === CLOSED && policy?.probability) {
+      const probability = policy.probability(options.windowClock.now());
+      // Its retryAfterMs: the throttle's window, when every outcome behind the refusal is gone.
+      return withoutStack(
+        () => new ThrottledError(this.key, probability, options.throttle?.windowMs ?? 0),
+      );
+    }
     const now = this.now();
     this.refresh(now);
     const retryAt = this.code === HALF_OPEN ? (this.probes[0]?.expiresAt ?? now) : this.openUntil;
@@ -268,15 +292,8 @@ export class Circuit {
 
   /** A {@link CircuitOpenError} for a call refused now, admitted again at `retryAt`. */
   protected error(retryAt: number, now: number): CircuitOpenError {
-    // A fast-fail happens in bursts while an origin is down, and its stack would only point
-    // into cbfetch: skip capturing it (most of the cost of making an Error).
-    const V8Error = Error as { stackTraceLimit?: number };
-    const limit = V8Error.stackTraceLimit;
-    V8Error.stackTraceLimit = 0;
     const state = this.code === HALF_OPEN ? "half-open" : "open";
-    const error = new CircuitOpenError(this.key, state, retryAt, now);
-    V8Error.stackTraceLimit = limit;
-    return error;
+    return withoutStack(() => new CircuitOpenError(this.key, state, retryAt, now));
   }
 
   protected transition(to: StateCode, cause?: FailureKind): void {

@@ -1,6 +1,7 @@
 import { reportListenerError } from "../report.js";
 import { Breaker } from "./breaker.js";
 import { FailureRatePolicy } from "./failure-rate.js";
+import { ThrottlePolicy } from "./throttle.js";
 import {
   BREAKER_NUMBERS,
   BREAKER_OTHERS,
@@ -39,8 +40,10 @@ export function createBreaker(options: CreateBreakerOptions = {}): Breaker {
   const { key = "", onStateChange } = read as CreateBreakerOptions;
   if (typeof key !== "string") badOption("key", "a string", key);
   const resolved = resolveBreakerOptions(read);
-  const { failureRate } = resolved;
+  const { failureRate, throttle } = resolved;
   if (failureRate) resolved.policy = () => new FailureRatePolicy(failureRate);
+  const inner = resolved.policy;
+  if (throttle) resolved.policy = () => new ThrottlePolicy(throttle, inner());
   const breaker: Breaker = new Breaker(
     resolved,
     key,

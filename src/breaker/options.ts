@@ -1,12 +1,13 @@
 import { systemClock } from "./clock.js";
 import { ConsecutivePolicy } from "./consecutive.js";
 import type { Policy } from "./policy.js";
-import type { BreakerOptions, Clock, FailureRateOptions } from "./types.js";
+import type { BreakerOptions, Clock, FailureRateOptions, ThrottleOptions } from "./types.js";
 
 /** Breaker options with every default filled in, shared by all breakers of one instance. */
 export interface ResolvedBreakerOptions {
   readonly failureThreshold: number;
   readonly failureRate: FailureRateOptions | undefined;
+  readonly throttle: Required<ThrottleOptions> | undefined;
   readonly slowCallMs: number | undefined;
   readonly successThreshold: number;
   readonly halfOpenMaxProbes: number;
@@ -66,6 +67,7 @@ export const BREAKER_NUMBERS: Record<string, NumberRule> = {
 /** The breaker's other options (`maxOpenMs` depends on `openMs`: checked on its own). */
 export const BREAKER_OTHERS: Record<string, TypeRule> = {
   failureRate: "object",
+  throttle: "any",
   maxOpenMs: "any",
   clock: "object",
   random: "function",
@@ -76,6 +78,13 @@ const FAILURE_RATE: Record<string, NumberRule> = {
   threshold: [null, 0, "above", 1],
   windowMs: [null, 0, "above"],
   minimumCalls: [null, 1, "integer"],
+};
+
+/** `throttle`'s fields, when it is an object. */
+export const THROTTLE_NUMBERS: Record<string, NumberRule> = {
+  k: [2, 1],
+  windowMs: [1000, 0, "above"],
+  minRequests: [10, 0, "integer"],
 };
 
 /** Shows a bad value in an error message without throwing on odd inputs. */
@@ -175,6 +184,16 @@ export function resolveBreakerOptions(options: Record<string, unknown>): Resolve
     failureRate:
       failureRate &&
       readGroup<FailureRateOptions>("failureRate", failureRate, FAILURE_RATE, {}, "failureRate."),
+    // `true`: the defaults; an object: its fields (anything else is refused as not one).
+    throttle: read.throttle
+      ? readGroup<Required<ThrottleOptions>>(
+          "throttle",
+          read.throttle === true ? {} : read.throttle,
+          THROTTLE_NUMBERS,
+          {},
+          "throttle.",
+        )
+      : undefined,
     slowCallMs: read.slowCallMs,
     successThreshold: read.successThreshold,
     halfOpenMaxProbes: read.halfOpenMaxProbes,

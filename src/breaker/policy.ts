@@ -1,3 +1,5 @@
+import type { BreakerStats, Clock } from "./types.js";
+
 /**
  * How a breaker decides to trip in the closed state. Each policy is one small class behind this
  * interface; the breaker knows nothing else of it. A breaker asks for its policy on the first
@@ -12,4 +14,13 @@ export interface Policy {
   failure(now: number, consecutive: number): boolean;
   /** The circuit closed, or was reset: forget the outcomes so far. */
   reset(): void;
+  /**
+   * A throttle's: whether a call asked now (on `clock`, read only if needed) in the closed
+   * state may go (`random`: a number in [0, 1)). Without it every closed-state call goes.
+   */
+  admit?(clock: Clock, random: () => number): boolean;
+  /** A throttle's: the probability that a call asked at `now` is refused. */
+  probability?(now: number): number;
+  /** Figures the policy adds to the breaker's `stats` at `now`. */
+  stats?(now: number): Partial<BreakerStats>;
 }

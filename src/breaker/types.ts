@@ -31,6 +31,30 @@ export interface FailureRateOptions {
   minimumCalls: number;
 }
 
+/** Adaptive client-side throttling (`throttle`): how much an overloaded upstream still gets. */
+export interface ThrottleOptions {
+  /**
+   * Attempts per accepted outcome the upstream may get before calls are refused: 2 lets it see
+   * up to twice what it serves. Lower sheds more and sooner but comes back slower after an
+   * outage; 1 refuses as soon as anything fails.
+   * @default 2
+   */
+  k?: number;
+  /**
+   * The history the counts cover, in milliseconds (kept as 10 buckets): how fast the throttle
+   * follows the upstream. After an outage, calls come back within about
+   * `windowMs / k × ln(k × calls per window)`.
+   * @default 1000
+   */
+  windowMs?: number;
+  /**
+   * Outcomes the window must hold before any call is refused, so a key called a few times a
+   * second is left to the breaker.
+   * @default 10
+   */
+  minRequests?: number;
+}
+
 /** Options of one breaker: how it trips, how long it stays open, how it probes. */
 export interface BreakerOptions {
   /**
@@ -43,6 +67,15 @@ export interface BreakerOptions {
    * @default undefined (consecutive failures)
    */
   failureRate?: FailureRateOptions;
+  /**
+   * Adaptive client-side throttling against an overloaded upstream: in the closed state, a
+   * call is refused locally (a `ThrottledError`) with probability
+   * `max(0, (requests − k · accepts) / (requests + 1))` over the last `windowMs`. While any
+   * call is still accepted, the breaker does not open (it opens on a dead upstream).
+   * `true`: the defaults.
+   * @default undefined (off)
+   */
+  throttle?: boolean | ThrottleOptions;
   /**
    * A call slower than this many milliseconds counts as a failure (its result is still returned).
    * In a fetch instance, calls are then timed: events carry `durationMs`, and `stats` the error
@@ -146,6 +179,11 @@ export interface BreakerStats {
   meanLatencyMs?: number | undefined;
   /** Where calls are timed (see `meanLatencyMs`): the last call's duration in ms. */
   lastLatencyMs?: number | undefined;
+  /**
+   * With `throttle`: the probability (0 to 1) that a call asked now in the closed state is
+   * refused. Throttled calls are counted in `rejections`.
+   */
+  throttleProbability?: number;
 }
 
 /** The part of a breaker's state that is persisted and shared: plain data, epoch ms. */

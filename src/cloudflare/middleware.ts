@@ -1,5 +1,5 @@
 import { badOption } from "../breaker/options.js";
-import { CircuitOpenError } from "../errors.js";
+import { RefusalError } from "../errors.js";
 import { create } from "../fetch/create.js";
 import { IMPORTS } from "../fetch/parts.js";
 import type { CircuitEvent } from "../fetch/events.js";
@@ -124,24 +124,27 @@ function logLine(line: TransitionLine): void {
 }
 
 /**
- * `503 Service Unavailable` for a fast-fail: `Retry-After` (whole seconds, at least 1) and
- * `cbfetch-circuit: open`, so a client (and your logs) can tell it from an upstream's own 503.
- * The body names no upstream.
+ * `503 Service Unavailable` for a refused call (circuit open, throttled, bulkhead full):
+ * `Retry-After` (whole seconds, at least 1) and `cbfetch-circuit: open`, `throttled` or `full`,
+ * so a client (and your logs) can tell it from an upstream's own 503. The body names no
+ * upstream.
  */
-export function openCircuitResponse(error: CircuitOpenError): Response {
-  return new Response("Service Unavailable: circuit open, no request was sent\n", {
+export function openCircuitResponse(error: RefusalError): Response {
+  const kind = { ThrottledError: "throttled", BulkheadFullError: "full" }[error.name] ?? "open";
+  return new Response(`Service Unavailable: cbfetch refused (${kind}), no request was sent\n`, {
     status: 503,
     headers: {
       "content-type": "text/plain; charset=utf-8",
       "retry-after": String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))),
-      "cbfetch-circuit": "open",
+      "cbfetch-circuit": kind,
     },
   });
 }
 
 /**
- * Wraps a module Worker's `fetch` handler: it gets a breaker-aware fetch, and an open upstream
- * (a `CircuitOpenError` it lets through) becomes `503` with `Retry-After`. State changes are
+ * Wraps a module Worker's `fetch` handler: it gets a breaker-aware fetch, and a refused call it
+ * lets through (`CircuitOpenError`, `ThrottledError`, `BulkheadFullError`) becomes `503` with
+ * `Retry-After`. State changes are
  * reported to the Durable Object in the background (kept alive with `waitUntil`). Each
  * middleware made has its own breakers per isolate; one made per request (inside a handler)
  * needs a `name` to find its state again.
@@ -157,7 +160,7 @@ export function withCircuitBreaker<Env extends object>(
       try {
         return await handler(request, env, ctx, fetch);
       } catch (error) {
-        if (error instanceof CircuitOpenError) return openCircuitResponse(error);
+        if (error instanceof RefusalError) return openCircuitResponse(error);
         throw error;
       } finally {
         // Reports are already kept alive where `CircuitBreakerObject` is loaded; this covers a

@@ -9,6 +9,7 @@ import type { ResolvedCbFetchOptions } from "./options.js";
  * - `fallback` (`fallback`, `fallbackOrigins`): refused calls get their error;
  * - `keyOf` (`keyOf`): calls are keyed by origin;
  * - `failureRate` (`failureRate`): breakers trip on `failureThreshold` consecutive failures;
+ * - `throttle` (`throttle`): calls are not throttled;
  * - `meter` (`slowCallMs`, or `cbfetch/otel`): stats go without error rate and latency;
  * - `retry` (`retry`, `totalTimeoutMs`): calls go without retries;
  * - `shared` and `channel` (`store`, `sync`): the instance keeps its state in memory;
@@ -24,6 +25,7 @@ export interface Parts {
   fallback?: typeof import("../guards/fallback.js");
   keyOf?: typeof import("../keys/key-of.js");
   failureRate?: typeof import("../breaker/failure-rate.js");
+  throttle?: typeof import("../breaker/throttle.js");
   meter?: typeof import("../guards/meter.js");
   retry?: typeof import("../retry/retry.js");
   shared?: typeof import("../shared/shared-state.js");
@@ -44,6 +46,7 @@ export const noParts = (): Parts => ({
   fallback: undefined,
   keyOf: undefined,
   failureRate: undefined,
+  throttle: undefined,
   meter: undefined,
   retry: undefined,
   shared: undefined,
@@ -69,6 +72,7 @@ export const IMPORTS: PartLoaders = {
   fallback: () => import("../guards/fallback.js"),
   keyOf: () => import("../keys/key-of.js"),
   failureRate: () => import("../breaker/failure-rate.js"),
+  throttle: () => import("../breaker/throttle.js"),
   meter: () => import("../guards/meter.js"),
   retry: () => import("../retry/retry.js"),
   shared: () => import("../shared/shared-state.js"),
@@ -89,6 +93,8 @@ export function partsFor(config: ResolvedCbFetchOptions): PartName[] {
     ["fallback", config.fallback ?? config.fallbackOrigins],
     ["keyOf", config.keyOf],
     ["failureRate", config.breaker.failureRate],
+    // After failureRate: it wraps the policy that one installs.
+    ["throttle", config.breaker.throttle],
     ["retry", config.retry],
     ["shared", config.persisted || undefined],
     ["channel", config.sync],

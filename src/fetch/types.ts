@@ -1,6 +1,6 @@
 import type { Breaker } from "../breaker/breaker.js";
 import type { BreakerOptions, BreakerStats, CircuitState } from "../breaker/types.js";
-import type { BulkheadFullError, CircuitOpenError } from "../errors.js";
+import type { BulkheadFullError, CircuitOpenError, ThrottledError } from "../errors.js";
 import type { BreakerStore } from "../shared/store.js";
 import type { CircuitEvent, CircuitEventType } from "./events.js";
 
@@ -75,13 +75,14 @@ export interface CbFetchOptions extends BreakerOptions {
    */
   maxQueue?: number;
   /**
-   * Answers a call the circuit refused (open, half-open busy or bulkhead full) instead of
-   * rejecting it. Not called for network errors or failing responses: those reach the caller.
+   * Answers a call cbfetch refused (circuit open, half-open busy, bulkhead full, throttled)
+   * instead of rejecting it. Not called for network errors or failing responses: those reach
+   * the caller.
    * @default undefined (reject)
    */
   fallback?: (
     request: Request,
-    error: CircuitOpenError | BulkheadFullError,
+    error: CircuitOpenError | BulkheadFullError | ThrottledError,
   ) => Response | Promise<Response>;
   /**
    * Alternate origins per origin: when an origin's circuit refuses an idempotent request

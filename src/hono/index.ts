@@ -14,7 +14,7 @@ import {
   openCircuitResponse,
 } from "../cloudflare/middleware.js";
 import type { CircuitBreakerOptions } from "../cloudflare/types.js";
-import { CircuitOpenError } from "../errors.js";
+import { RefusalError } from "../errors.js";
 import type { CbFetch } from "../fetch/types.js";
 
 declare module "hono" {
@@ -32,7 +32,8 @@ export interface CircuitBreakerVariables {
 
 /**
  * Hono middleware: `c.var.cbFetch` (or `c.get("cbFetch")`) is the breaker-aware fetch. A
- * `CircuitOpenError` a handler lets through carries its own response (`getResponse()`, as
+ * refusal a handler lets through (`CircuitOpenError`, `ThrottledError`, `BulkheadFullError`)
+ * carries its own response (`getResponse()`, as
  * Hono's `HTTPException` does), so Hono's default error handler answers it with `503` and
  * `Retry-After` without logging it as an error; your own `onError` receives it and decides.
  * Each middleware made has its own breakers per isolate; one made per request (inside a
@@ -60,13 +61,13 @@ export function circuitBreaker(options: CircuitBreakerOptions = {}): MiddlewareH
 
 const wrapped = new WeakMap<CbFetch, CbFetch>();
 
-/** `fetch`, whose fast-fails carry the `503` to answer them with. */
+/** `fetch`, whose refusals (open, throttled, full) carry the `503` to answer them with. */
 function withResponse(fetch: CbFetch): CbFetch {
   let cb = wrapped.get(fetch);
   if (cb === undefined) {
     const call = (input: RequestInfo | URL, init?: RequestInit) =>
       fetch(input, init).catch((error: unknown) => {
-        if (error instanceof CircuitOpenError) {
+        if (error instanceof RefusalError) {
           Object.defineProperty(error, "getResponse", { value: () => openCircuitResponse(error) });
         }
         throw error;

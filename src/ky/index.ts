@@ -12,11 +12,14 @@ export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promis
 
 /** cbfetch's default `maxOpenMs`: ky never waits longer than an open circuit can last. */
 const DEFAULT_MAX_RETRY_AFTER = 300_000;
+/** cbfetch's refusals: each ends ky's retry loop (the call never reached the network). */
+const REFUSALS = ["CircuitOpenError", "ThrottledError", "BulkheadFullError"];
 
 /**
  * A ky instance (ky 2) that sends every attempt, retries included, through `cb`. ky's
  * `fetch` option runs per attempt (a `beforeRequest` hook would run once), so a retry into an
- * open circuit is refused by the breaker, and a `CircuitOpenError` ends ky's retry loop
+ * open circuit is refused by the breaker, and a refusal (`CircuitOpenError`, `ThrottledError`,
+ * `BulkheadFullError`) ends ky's retry loop
  * at once and reaches the caller unwrapped. A 429/503 with `Retry-After` opens the circuit
  * until then, and ky waits exactly that long before its retry (the probe); its wait is capped
  * by `retry.maxRetryAfter`, 300 000 ms by default like cbfetch's `maxOpenMs` (pass yours if you
@@ -81,8 +84,8 @@ export function createKy(cb: FetchLike, options: Options = {}): KyInstance {
       ...retry,
       // Decided before ky waits: with no budget left, the failure comes back at once.
       shouldRetry: async (state) => {
-        // By name: importing the class would split the core's code into more chunks.
-        if (state.error.name === "CircuitOpenError") return false;
+        // By name: importing the classes would split the core's code into more chunks.
+        if (REFUSALS.includes(state.error.name)) return false;
         const answer = await userShouldRetry?.(state);
         const { request } = state.error as { request?: Request };
         return answer === false || budgetOf(request)?.take(true) === false ? false : answer;

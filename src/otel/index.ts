@@ -43,7 +43,8 @@ const MAX_CACHED_KEYS = 1000;
 /**
  * Reports `cb` to OpenTelemetry until the returned `stop()` is called:
  * - `cbfetch.calls` (counter): every guarded call once, by `cbfetch.outcome` (`success`,
- *   `failure` with `cbfetch.failure.kind`, `rejected`, `ignored`);
+ *   `failure` with `cbfetch.failure.kind`, `rejected` (circuit open or bulkhead full),
+ *   `throttled` (refused by `throttle`), `ignored`);
  * - `cbfetch.circuit.state` (observable gauge, per key): 0 closed, 1 half-open, 2 open;
  * - `cbfetch.retries` (counter): the instance's `retry` events, when retry is on;
  * - `http.client.request.duration` (histogram, s): calls that reached the network;
@@ -117,11 +118,16 @@ export function instrument(cb: CbFetch, options: InstrumentOptions = {}): () => 
   };
   const onReject = (event: CircuitEvent) => {
     const attributes = attributesOf(event.key);
-    calls.add(1, { ...attributes, "cbfetch.outcome": "rejected" });
     const errorName = (event.error as { name?: unknown } | undefined)?.name;
+    const throttled = errorName === "ThrottledError";
+    calls.add(1, { ...attributes, "cbfetch.outcome": throttled ? "throttled" : "rejected" });
     trace.getActiveSpan()?.addEvent("cbfetch.rejected", {
       ...attributes,
-      "error.type": errorName === "BulkheadFullError" ? "bulkhead_full" : "circuit_open",
+      "error.type": throttled
+        ? "throttled"
+        : errorName === "BulkheadFullError"
+          ? "bulkhead_full"
+          : "circuit_open",
       "cbfetch.circuit.state": event.state,
       ...(event.retryAt === undefined ? {} : { "cbfetch.retry_at": event.retryAt }),
     });
