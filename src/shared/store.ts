@@ -19,6 +19,12 @@ export interface BreakerStore {
   loadAll?(): Promise<unknown[]>;
   /** Forgets `key`: cbfetch deletes records of closed, idle breakers to keep storage bounded. */
   delete?(key: string): Promise<void>;
+  /**
+   * Where other processes' changes are pushed (Redis pub/sub): cbfetch calls it once per
+   * instance with a listener that merges each record pushed for a key the instance knows, and
+   * calls what it returns on `close()`.
+   */
+  subscribe?(listener: (record: unknown) => void): () => void;
   /** Releases connections. */
   close?(): void | Promise<void>;
   /**
