@@ -28,9 +28,11 @@ export interface RedisStoreOptions {
    */
   prefix?: string;
   /**
-   * How long one Redis command may take before it counts as failed (the process then breaks
-   * locally, reports one `storeerror`, and backs the key's writes off).
-   * @default 1000
+   * How long a store call (one or two Redis commands) may take before it counts as failed: the
+   * process then breaks locally, reports one `storeerror`, and backs the key's writes off. Keep
+   * it below `loadTimeoutMs` (default 200), so a key's first call learns of a failed load within
+   * its wait and the failure is reported once.
+   * @default 150
    */
   timeoutMs?: number;
   /**
@@ -115,7 +117,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   if (typeof prefix !== "string") {
     throw new TypeError(`cbfetch: option "prefix" of redisStore must be a string`);
   }
-  const timeoutMs = positive("timeoutMs", options.timeoutMs ?? 1000);
+  const timeoutMs = positive("timeoutMs", options.timeoutMs ?? 150);
   const idleMs = positive("idleMs", options.idleMs ?? 3_600_000);
   const channel = `${prefix}changes`;
   // The key inside braces: a record and its lease share one Redis Cluster slot.
