@@ -189,7 +189,12 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       }
       return remember(recordOf(key, await run(key, ["l"])));
     },
-    save: (record) => save(record, leases.get(record.key)).finally(() => leases.delete(record.key)),
+    save(record) {
+      // A write of the key ends this process's lease (the probe's outcome): one command for both.
+      const lease = leases.get(record.key);
+      leases.delete(record.key);
+      return save(record, lease);
+    },
     async acquireProbe(key, leaseMs) {
       const holder = Math.random().toString(36).slice(2);
       const ms = Math.min(Math.max(1, Math.ceil(leaseMs)), MAX_LEASE_MS);

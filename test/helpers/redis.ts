@@ -22,6 +22,10 @@ export interface TestRedis {
   resetStats(): Promise<void>;
   /** Stops the server (SIGKILL: a crash; nothing is saved). */
   kill(): Promise<void>;
+  /** Freezes the server (SIGSTOP): it accepts nothing and answers nothing, as a hung one. */
+  pause(): void;
+  /** Lets a frozen server go on (SIGCONT). */
+  resume(): void;
   /** Starts it again on the same socket, empty (no persistence, as after a restart). */
   start(): Promise<void>;
   /** Stops it and removes the folder. */
@@ -80,7 +84,10 @@ export async function startRedis(): Promise<TestRedis> {
     },
     kill,
     start,
+    pause: () => server?.kill("SIGSTOP"),
+    resume: () => server?.kill("SIGCONT"),
     async stop() {
+      server?.kill("SIGCONT");
       admin.destroy();
       await kill();
       rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,201 @@
+import { Redis } from "ioredis";
+import { createClient } from "redis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CircuitOpenError, createCbFetch } from "../src/index.js";
+import { redisStore } from "../src/redis/index.js";
+import { RECORD_VERSION } from "../src/shared/record.js";
+import { startRedis, type TestRedis } from "./helpers/redis.js";
+import { respond, startServer, type TestServer } from "./helpers/server.js";
+
+// cbfetch/redis in one process, on a real redis-server (unix socket): options, what the store
+// sends per change, expiry, a hung Redis, and the pushes an instance takes. The fleet of real
+// processes is test/redis-fleet.test.ts; the Lua merge against the TypeScript one,
+// test/redis-merge.test.ts.
+
+let redis: TestRedis;
+let upstream: TestServer;
+let client: ReturnType<typeof createClient>;
+const closing: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  [redis, upstream] = await Promise.all([startRedis(), startServer()]);
+  client = createClient({ socket: { path: redis.socket, reconnectStrategy: () => 50 } });
+  client.on("error", () => {});
+  await client.connect();
+});
+afterAll(async () => {
+  client.destroy();
+  await Promise.all([redis.stop(), upstream.close()]);
+});
+afterEach(async () => {
+  for (const close of closing.splice(0)) await close();
+  redis.resume();
+  upstream.handle(respond(200));
+  await redis.admin.flushAll();
+});
+
+function instance(
+  options: Parameters<typeof createCbFetch>[0] = {},
+  store = redisStore({ client }),
+) {
+  const cb = createCbFetch({ store, failureThreshold: 2, jitter: 0, ...options });
+  const errors: unknown[] = [];
+  cb.addEventListener("storeerror", (event) => errors.push((event as { error?: unknown }).error));
+  closing.push(() => cb.close());
+  return { cb, errors };
+}
+const outcome = (cb: ReturnType<typeof createCbFetch>) =>
+  cb(upstream.origin).then(
+    (r) => `status ${r.status}`,
+    (e: unknown) => (e instanceof CircuitOpenError ? "refused" : String(e)),
+  );
+const counts = async () => {
+  const all = await redis.commandStats();
+  for (const name of ["info", "config|resetstat", "pubsub|numsub", "hgetall", "pttl"])
+    delete all[name];
+  return all;
+};
+const subscribers = async () =>
+  ((await redis.admin.sendCommand(["PUBSUB", "NUMSUB", "cbfetch:changes"])) as unknown[])[1];
+
+describe("redisStore()", () => {
+  it("names what is wrong with its options", () => {
+    expect(() => redisStore({ client: {} })).toThrow(/option "client" of redisStore/);
+    expect(() => redisStore({ client: null })).toThrow(/got null/);
+    expect(() => redisStore({ client, timeoutMs: 0 })).toThrow(/"timeoutMs" .* got 0/);
+    expect(() => redisStore({ client, idleMs: Number.NaN })).toThrow(/"idleMs" .* got NaN/);
+    expect(() => redisStore({ client, prefix: 5 as never })).toThrow(/"prefix"/);
+    expect(() => redisStore(undefined as never)).toThrow(/needs options/);
+  });
+
+  it("costs one command per change: a trip and a recovery are three EVALSHA, nothing else", async () => {
+    const { cb } = instance({ openMs: 200 });
+    expect(await outcome(cb)).toBe("status 200"); // the key's load (and SCRIPT LOAD once)
+    await redis.resetStats();
+    upstream.handle(respond(503));
+    await outcome(cb);
+    await outcome(cb);
+    await cb.flush?.();
+    expect(cb.state(upstream.origin)).toBe("open");
+    upstream.handle(respond(200));
+    const retryAt = Number(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "retryAt"));
+    await new Promise((resolve) => setTimeout(resolve, retryAt - Date.now() + 20));
+    expect(await outcome(cb)).toBe("status 200"); // the probe: a lease, then the close
+    await cb.flush?.();
+    expect(cb.state(upstream.origin)).toBe("closed");
+    // INFO commandstats also counts what the script runs inside Redis (HSET, PUBLISH, …).
+    const sent = await counts();
+    expect([sent.evalsha, sent.eval, sent["script|load"]]).toEqual([3, undefined, undefined]);
+    // The close ended the lease in the same command.
+    expect(await redis.admin.exists(`cbfetch:{${upstream.origin}}:lease`)).toBe(0);
+  });
+
+  it("lets closed, idle records expire: attacker-chosen origins leave Redis bounded", async () => {
+    const store = redisStore({ client, idleMs: 1500, timeoutMs: 5000 });
+    const now = Date.now();
+    const attacker = (i: number) => ({
+      v: RECORD_VERSION,
+      key: `https://attacker-${i}.example`,
+      opened: now - 10,
+      retryAt: now,
+      reopens: 0,
+      closed: now,
+    });
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => store.save(attacker(i))));
+    expect(await redis.admin.dbSize()).toBe(2000);
+    const ttl = await redis.admin.pTTL("cbfetch:{https://attacker-7.example}");
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(1500);
+    // An open record is kept until its retryAt, and idleMs after it.
+    const key = "https://open.example";
+    await store.save({
+      v: RECORD_VERSION,
+      key,
+      opened: now,
+      retryAt: now + 60_000,
+      reopens: 0,
+      closed: 0,
+    });
+    expect(await redis.admin.pTTL(`cbfetch:{${key}}`)).toBeGreaterThan(60_000);
+    for (let attempt = 0; (await redis.admin.dbSize()) > 1 && attempt < 500; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await redis.admin.dbSize()).toBe(1);
+  });
+
+  it("a hung Redis: calls are bounded, the instance breaks locally, one storeerror", async () => {
+    const { cb, errors } = instance({ openMs: 60_000 });
+    expect(await outcome(cb)).toBe("status 200");
+    redis.pause();
+    upstream.handle(respond(503));
+    expect(await outcome(cb)).toBe("status 503");
+    expect(await outcome(cb)).toBe("status 503");
+    const hits = upstream.hits;
+    for (let i = 0; i < 20; i++) expect(await outcome(cb)).toBe("refused");
+    expect(upstream.hits).toBe(hits);
+    await cb.flush?.();
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/within 150 ms/);
+    redis.resume();
+    // The write is retried after its backoff and lands.
+    for (let attempt = 0; attempt < 500; attempt++) {
+      if ((await redis.admin.exists(`cbfetch:{${upstream.origin}}`)) === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "reopens")).toBe("0");
+    expect(errors).toHaveLength(1);
+  });
+
+  it("takes pushes only for keys it uses, and unsubscribes on close()", async () => {
+    const io = new Redis({ path: redis.socket });
+    closing.push(() => io.disconnect());
+    const { cb } = instance({}, redisStore({ client: io }));
+    expect(await outcome(cb)).toBe("status 200");
+    for (let attempt = 0; (await subscribers()) !== 1 && attempt < 500; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const other = redisStore({ client });
+    const now = Date.now();
+    const open = (key: string) =>
+      ({
+        v: RECORD_VERSION,
+        key,
+        opened: now,
+        retryAt: now + 60_000,
+        reopens: 0,
+        closed: 0,
+      }) as const;
+    const opened = new Promise((resolve) =>
+      cb.addEventListener("statechange", resolve, { once: true }),
+    );
+    await other.save(open("https://unknown.example"));
+    await other.save(open(upstream.origin));
+    await opened;
+    expect(cb.state(upstream.origin)).toBe("open");
+    expect(Object.keys(cb.snapshot())).not.toContain("https://unknown.example");
+    await cb.close();
+    for (let attempt = 0; (await subscribers()) !== 0 && attempt < 500; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await subscribers()).toBe(0);
+  });
+
+  it("works with any client that has command(args), without pub/sub", async () => {
+    const sent: string[] = [];
+    const store = redisStore({
+      client: {
+        command: (args: string[]) => {
+          sent.push(args[0] as string);
+          return client.sendCommand(args);
+        },
+      },
+    });
+    const { cb } = instance({ openMs: 60_000 }, store);
+    upstream.handle(respond(503));
+    await outcome(cb);
+    await outcome(cb);
+    await cb.flush?.();
+    expect(sent).toEqual(["SCRIPT", "EVALSHA", "EVALSHA"]); // load, then the open's write
+    expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "reopens")).toBe("0");
+  });
+});
