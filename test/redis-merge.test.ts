@@ -71,8 +71,8 @@ describe("the Lua merge (in redis-server) and mergeRecords", () => {
     const r = {
       v: RECORD_VERSION,
       key: KEY,
-      opened: 1_733_400_000_123.4567,
-      retryAt: 1_733_400_030_123.4567,
+      opened: 1_733_400_000_123 + 0.4567,
+      retryAt: 1_733_400_030_123 + 0.4567,
       reopens: 3,
       closed: 0,
     } as BreakerRecord;

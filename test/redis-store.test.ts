@@ -1,10 +1,9 @@
 import { Redis } from "ioredis";
-import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CircuitOpenError, createCbFetch } from "../src/index.js";
 import { redisStore } from "../src/redis/index.js";
-import { RECORD_VERSION } from "../src/shared/record.js";
-import { startRedis, type TestRedis } from "./helpers/redis.js";
+import { type BreakerRecord, RECORD_VERSION } from "../src/shared/record.js";
+import { type Client, socketClient, startRedis, type TestRedis } from "./helpers/redis.js";
 import { respond, startServer, type TestServer } from "./helpers/server.js";
 
 // cbfetch/redis in one process, on a real redis-server (unix socket): options, what the store
@@ -14,12 +13,12 @@ import { respond, startServer, type TestServer } from "./helpers/server.js";
 
 let redis: TestRedis;
 let upstream: TestServer;
-let client: ReturnType<typeof createClient>;
+let client: Client;
 const closing: Array<() => unknown> = [];
 
 beforeAll(async () => {
   [redis, upstream] = await Promise.all([startRedis(), startServer()]);
-  client = createClient({ socket: { path: redis.socket, reconnectStrategy: () => 50 } });
+  client = socketClient(redis.socket);
   client.on("error", () => {});
   await client.connect();
 });
@@ -93,7 +92,7 @@ describe("redisStore()", () => {
   it("lets closed, idle records expire: attacker-chosen origins leave Redis bounded", async () => {
     const store = redisStore({ client, idleMs: 1500, timeoutMs: 5000 });
     const now = Date.now();
-    const attacker = (i: number) => ({
+    const attacker = (i: number): BreakerRecord => ({
       v: RECORD_VERSION,
       key: `https://attacker-${i}.example`,
       opened: now - 10,

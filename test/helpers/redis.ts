@@ -8,7 +8,11 @@ import { createClient } from "redis";
 /** Debian's redis-server (TOOLCHAIN.md); `.ci/run` and `npm test` install it when missing. */
 export const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? "/usr/bin/redis-server";
 
-export type Client = ReturnType<typeof createClient>;
+/** A node-redis client on a unix socket. */
+export function socketClient(path: string) {
+  return createClient({ socket: { path, tls: false, reconnectStrategy: () => 50 } });
+}
+export type Client = ReturnType<typeof socketClient>;
 
 /** A real redis-server of the test's own, on a unix socket in a temporary folder (no TCP). */
 export interface TestRedis {
@@ -65,7 +69,7 @@ export async function startRedis(): Promise<TestRedis> {
     await once(running, "exit");
   };
   await start();
-  const admin = createClient({ socket: { path: socket } });
+  const admin = socketClient(socket);
   admin.on("error", () => {}); // reconnects by itself after a restart
   await admin.connect();
   return {
