@@ -33,6 +33,7 @@ const BUDGETS = {
   "./hono": 2170,
   "./otel": 2048,
   "./log": 2048,
+  "./redis": 2048,
 };
 /**
  * DESIGN §6's core proper: what an app that only calls `createCbFetch()` downloads (no store,

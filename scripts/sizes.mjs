@@ -28,6 +28,7 @@ export const TARGETS = {
   "./hono": 2048,
   "./otel": 2048,
   "./log": 2048,
+  "./redis": 2048,
 };
 
 /** The package each subpath builds on. */

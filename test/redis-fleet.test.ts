@@ -97,7 +97,7 @@ describe.each(["redis", "ioredis"])(
       // c never called the origin: its first call loads the record, and is refused.
       expect(await c!.call(upstream.origin)).toEqual(["refused"]);
       expect(upstream.hits).toBe(hits);
-      expect(Number((await stored(upstream.origin)).opened)).toBeGreaterThan(0);
+      expect(Number((await stored(upstream.origin)).o)).toBeGreaterThan(0);
     });
 
     it("half-open: exactly one probe across four processes, and all close on its success", async () => {
@@ -107,7 +107,7 @@ describe.each(["redis", "ioredis"])(
       const opened = fleet4.map((p) => p.until(upstream.origin, "open"));
       await fleet4[0]!.call(upstream.origin, 3);
       await Promise.all(opened);
-      const retryAt = Number((await stored(upstream.origin)).retryAt);
+      const retryAt = Number((await stored(upstream.origin)).t);
       const gate = holding(upstream);
       await new Promise((resolve) => setTimeout(resolve, retryAt - Date.now() + 20));
       const hits = upstream.hits;
@@ -132,7 +132,7 @@ describe.each(["redis", "ioredis"])(
       const bOpen = b!.until(upstream.origin, "open");
       await a!.call(upstream.origin, 3);
       await bOpen;
-      const retryAt = Number((await stored(upstream.origin)).retryAt);
+      const retryAt = Number((await stored(upstream.origin)).t);
       const gate = holding(upstream);
       await new Promise((resolve) => setTimeout(resolve, retryAt - Date.now() + 20));
       void a!.call(upstream.origin);
@@ -170,8 +170,8 @@ describe.each(["redis", "ioredis"])(
       expect(errors, JSON.stringify((await a!.ask("state")).errorLog)).toBe(1);
       await redis.start(); // empty: no persistence
       // a writes its change again (its backoff), and both write back the open Redis lost.
-      await eventually(async () => (await stored(second.origin)).opened !== undefined, "second");
-      await eventually(async () => (await stored(upstream.origin)).opened !== undefined, "first");
+      await eventually(async () => (await stored(second.origin)).o !== undefined, "second");
+      await eventually(async () => (await stored(upstream.origin)).o !== undefined, "first");
       const [c] = await start(["c"], { openMs: 60_000 });
       expect(await c!.call(upstream.origin)).toEqual(["refused"]);
       expect(await c!.call(second.origin)).toEqual(["refused"]);
@@ -192,7 +192,7 @@ describe.each(["redis", "ioredis"])(
       await c!.call(upstream.origin);
       await cOpen;
       expect(await c!.call(upstream.origin, 3)).toEqual(Array(3).fill("refused"));
-      expect(Number((await stored(upstream.origin)).opened)).toBeGreaterThan(0);
+      expect(Number((await stored(upstream.origin)).o)).toBeGreaterThan(0);
       // A key nobody holds open stays closed.
       expect(await c!.call(second.origin)).toEqual(["status 200"]);
       expect(await stored(second.origin)).toEqual({});

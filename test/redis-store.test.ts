@@ -77,7 +77,7 @@ describe("redisStore()", () => {
     await cb.flush();
     expect(cb.state(upstream.origin)).toBe("open");
     upstream.handle(respond(200));
-    const retryAt = Number(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "retryAt"));
+    const retryAt = Number(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "t"));
     await new Promise((resolve) => setTimeout(resolve, retryAt - Date.now() + 20));
     expect(await outcome(cb)).toBe("status 200"); // the probe: a lease, then the close
     await cb.flush();
@@ -144,7 +144,7 @@ describe("redisStore()", () => {
       if ((await redis.admin.exists(`cbfetch:{${upstream.origin}}`)) === 1) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "reopens")).toBe("0");
+    expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "n")).toBe("0");
     expect(errors).toHaveLength(1);
   });
 
@@ -198,6 +198,6 @@ describe("redisStore()", () => {
     await outcome(cb);
     await cb.flush();
     expect(sent).toEqual(["SCRIPT", "EVALSHA", "EVALSHA"]); // load, then the open's write
-    expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "reopens")).toBe("0");
+    expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "n")).toBe("0");
   });
 });

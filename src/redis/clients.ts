@@ -24,95 +24,53 @@ export interface RedisCommands {
   ): Promise<() => Promise<void>>;
 }
 
-/** The part of a node-redis client (v4 to v6) that is used. */
-interface NodeRedisLike {
+/** What is used of a node-redis (v5, v6) or an ioredis client (`call`: ioredis only). */
+interface Client {
+  call(...args: string[]): Promise<unknown>;
   sendCommand(args: string[]): Promise<unknown>;
-  duplicate(): NodeRedisLike;
+  duplicate(): Client;
   connect(): Promise<unknown>;
-  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
-  destroy?(): void;
-  disconnect?(): Promise<unknown>;
-  on(event: string, listener: (...args: unknown[]) => void): unknown;
-}
-
-/** The part of an ioredis client that is used. */
-interface IoRedisLike {
-  call(command: string, ...args: string[]): Promise<unknown>;
-  duplicate(): IoRedisLike;
-  subscribe(channel: string): Promise<unknown>;
-  disconnect(): void;
-  on(event: string, listener: (...args: never[]) => void): unknown;
-}
-
-const has = (value: object, name: string) =>
-  typeof (value as Record<string, unknown>)[name] === "function";
-
-/**
- * Calls `onReconnect` on every "ready" after the first: the connection came back. Also keeps
- * the client's "error" events from becoming uncaught exceptions (a lost connection is expected;
- * the store notices it through its commands' failures and timeouts).
- */
-function watch(client: { on(event: string, listener: () => void): unknown }, again: () => void) {
-  let readies = 0;
-  client.on("error", () => {});
-  client.on("ready", () => {
-    if (readies++ > 0) again();
-  });
-}
-
-function nodeRedis(client: NodeRedisLike): RedisCommands {
-  return {
-    command: (args) => client.sendCommand(args),
-    async subscribe(channel, onMessage, onReconnect) {
-      const connection = client.duplicate();
-      watch(connection, onReconnect);
-      try {
-        await connection.connect();
-        await connection.subscribe(channel, onMessage);
-      } catch (error) {
-        connection.destroy?.();
-        throw error;
-      }
-      return async () => {
-        if (connection.destroy) connection.destroy();
-        else await connection.disconnect?.();
-      };
-    },
-  };
-}
-
-function ioRedis(client: IoRedisLike): RedisCommands {
-  return {
-    command: ([name, ...args]) => client.call(name as string, ...args),
-    async subscribe(channel, onMessage, onReconnect) {
-      const connection = client.duplicate();
-      watch(connection, onReconnect);
-      connection.on("message", (from: string, message: string) => {
-        if (from === channel) onMessage(message);
-      });
-      try {
-        await connection.subscribe(channel);
-      } catch (error) {
-        connection.disconnect();
-        throw error;
-      }
-      return async () => connection.disconnect();
-    },
-  };
+  subscribe(channel: string, listener?: (message: string) => void): Promise<unknown>;
+  on(event: string, listener: (...args: string[]) => void): unknown;
+  disconnect(): unknown;
+  destroy(): unknown;
 }
 
 /** `client` as {@link RedisCommands}: a node-redis or ioredis client, or one already. */
 export function commandsOf(client: unknown): RedisCommands {
-  if (typeof client === "object" && client !== null) {
-    // ioredis first: its clients also have a `sendCommand` (taking a Command object).
-    if (has(client, "call") && has(client, "duplicate")) return ioRedis(client as IoRedisLike);
-    if (has(client, "sendCommand") && has(client, "duplicate")) {
-      return nodeRedis(client as NodeRedisLike);
-    }
-    if (has(client, "command")) return client as RedisCommands;
+  const c = (client ?? {}) as Partial<Client> & Partial<RedisCommands>;
+  // ioredis has `call` (and a `sendCommand` that takes a Command object); node-redis has not.
+  const io = c.call !== undefined;
+  if (!c.duplicate || !(io || c.sendCommand)) {
+    if (typeof c.command === "function") return c as RedisCommands;
+    throw new TypeError(
+      `cbfetch: option "client" of redisStore must be a node-redis or ioredis client, got ${String(client)}`,
+    );
   }
-  throw new TypeError(
-    `cbfetch: option "client" of redisStore must be a connected node-redis or ioredis client ` +
-      `(or { command(args) }), got ${client === null ? "null" : typeof client}`,
-  );
+  const redis = c as Client;
+  return {
+    command: (args) => (io ? redis.call(...args) : redis.sendCommand(args)),
+    async subscribe(channel, onMessage, onReconnect) {
+      const connection = redis.duplicate();
+      let readies = 0;
+      // A lost connection is expected: its "error" events must not become uncaught exceptions
+      // (the store notices through its calls' failures and timeouts). Every "ready" after the
+      // first means the connection came back (Redis restarted, a failover).
+      connection.on("error", () => {});
+      connection.on("ready", () => readies++ && onReconnect());
+      if (io) connection.on("message", (from, message) => from === channel && onMessage(message!));
+      try {
+        if (!io) await connection.connect();
+        await (io ? connection.subscribe(channel) : connection.subscribe(channel, onMessage));
+      } catch (error) {
+        void close();
+        throw error;
+      }
+      async function close() {
+        if (io) connection.disconnect();
+        else connection.destroy();
+      }
+      return close;
+    },
+  };
 }

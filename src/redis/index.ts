@@ -56,21 +56,26 @@ export interface RedisStore extends BreakerStore {
   /** A lease with its release function, or a refusal saying until when (with the record). */
   acquireProbe(key: string, leaseMs: number): Promise<ProbeLease>;
   /**
-   * Calls `listener` with each record another process stored; returns what stops it (the last
-   * one stopped closes the subscribed connection). cbfetch calls it for you.
+   * Calls `listener` with each record another process stores for a key in use here (one this
+   * store loaded or saved). cbfetch calls it for you, once per instance.
    */
-  subscribe(listener: (record: unknown) => void): () => void;
+  watch(listener: (record: unknown) => void): void;
+  /**
+   * Called by each instance's `close()`: once every instance that watches has closed, the
+   * subscribed connection is closed (the client passed in stays open: it is yours).
+   */
+  close(): Promise<void>;
 }
 
 /** Longest probe lease, whatever is asked. */
 const MAX_LEASE_MS = 300_000;
-/** Records remembered to write back after Redis lost them: as many as `maxBreakers`' default. */
-const REMEMBERED = 1024;
+/** Keys in use remembered (with their latest record, to write back after Redis lost it). */
+const REMEMBERED = 4096;
 
 function positive(name: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw new RangeError(
-      `cbfetch: option "${name}" of redisStore must be a positive number of ms, got ${String(value)}`,
+      `cbfetch: option "${name}" of redisStore must be a positive number, got ${String(value)}`,
     );
   }
   return value;
@@ -80,10 +85,7 @@ function positive(name: string, value: unknown): number {
 function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`cbfetch/redis: Redis did not answer within ${ms} ms`)),
-      ms,
-    );
+    timer = setTimeout(() => reject(new Error(`cbfetch/redis: no answer within ${ms} ms`)), ms);
     (timer as { unref?: () => void }).unref?.();
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
@@ -125,39 +127,42 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   let sha: Promise<string> | undefined;
   /** Leases this process holds, by key: the next write of the key ends it. */
   const leases = new Map<string, string>();
-  /** The latest record seen per key, to write back after Redis lost it. */
-  const known = new Map<string, BreakerRecord>();
+  /** Keys in use here (loaded or saved), with the latest record seen, least recent first. */
+  const known = new Map<string, BreakerRecord | undefined>();
   const listeners = new Set<(record: unknown) => void>();
+  /** Instances watching that have not closed. */
+  let watching = 0;
   let subscribed: Promise<(() => Promise<void>) | undefined> | undefined;
 
-  const command = (args: string[]) => bounded(redis.command(args), timeoutMs);
   /** Runs the script: EVALSHA, loading it once; EVAL when Redis lost it (a restart). */
   async function run(key: string, args: string[]): Promise<unknown> {
     const tail = [...keysOf(key), args[0] as string, String(Date.now()), channel, key];
     tail.push(...args.slice(1));
-    sha ??= (command(["SCRIPT", "LOAD", SCRIPT]) as Promise<string>).catch((error: unknown) => {
+    sha ??= (redis.command(["SCRIPT", "LOAD", SCRIPT]) as Promise<string>).catch((error) => {
       sha = undefined; // loaded again by the next call
       throw error;
     });
     try {
-      return await command(["EVALSHA", await sha, ...tail]);
+      return await redis.command(["EVALSHA", await sha, ...tail]);
     } catch (error) {
       if (!/NOSCRIPT/.test(String((error as Error)?.message))) throw error;
-      return command(["EVAL", SCRIPT, ...tail]);
+      return redis.command(["EVAL", SCRIPT, ...tail]);
     }
   }
-  function remember(record: BreakerRecord | undefined): BreakerRecord | undefined {
-    if (record === undefined) return undefined;
-    known.delete(record.key);
-    known.set(record.key, record);
+  /** Notes `key` as in use, with `fields` (the script's answer) as its latest record. */
+  function remember(key: string, fields: unknown): BreakerRecord | undefined {
+    const record = recordOf(key, fields);
+    const latest = record ?? known.get(key);
+    known.delete(key);
+    known.set(key, latest);
     if (known.size > REMEMBERED) known.delete(known.keys().next().value as string);
     return record;
   }
   async function save(record: BreakerRecord, lease = ""): Promise<BreakerRecord | undefined> {
     const args = ["s", ...fieldsOf(record), String(idleMs), lease];
-    return remember(recordOf(record.key, await run(record.key, args)));
+    return remember(record.key, await run(record.key, args));
   }
-  /** Writes back what this process knows of `key` (Redis lost it); best effort. */
+  /** Writes back what this process holds of `key` (Redis lost it); best effort. */
   function restore(key: string): void {
     const record = known.get(key);
     if (record !== undefined) save(record).catch(() => {});
@@ -166,7 +171,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     if (message.startsWith("m")) return restore(message.slice(1));
     const parts = message.slice(1).split(",");
     const key = parts.slice(4).join(",");
-    const record = remember(recordOf(key, parts.slice(0, 4)));
+    if (!known.has(key)) return; // not in use here: its first call loads it
+    const record = remember(key, parts.slice(0, 4));
     for (const listener of listeners) listener(record);
   }
   function subscribe(): Promise<(() => Promise<void>) | undefined> {
@@ -183,11 +189,9 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   return {
     timeoutMs,
     async load(key) {
-      if (listeners.size > 0) {
-        // Loaded once subscribed: no change made in between goes unseen.
-        await bounded((subscribed ??= subscribe()), timeoutMs).catch(() => {});
-      }
-      return remember(recordOf(key, await run(key, ["l"])));
+      // Loaded once subscribed (or half the time out): no change made in between goes unseen.
+      if (watching > 0) await bounded((subscribed ??= subscribe()), timeoutMs / 2);
+      return remember(key, await run(key, ["l"]));
     },
     save(record) {
       // A write of the key ends this process's lease (the probe's outcome): one command for both.
@@ -200,14 +204,16 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       const ms = Math.min(Math.max(1, Math.ceil(leaseMs)), MAX_LEASE_MS);
       const now = Date.now();
       const [granted, left, fields] = (await run(key, ["p", holder, String(ms)])) as unknown[];
-      const record = remember(recordOf(key, fields));
+      const record = remember(key, fields);
       if (granted === 1) {
         leases.set(key, holder);
         // Unless a write ended it. Best effort: a lost release expires with the lease.
         const release = (outcome?: BreakerRecord) => {
           if (leases.get(key) !== holder) return;
           leases.delete(key);
-          const done = outcome ? save(outcome, holder) : run(key, ["r", holder]);
+          const done = outcome
+            ? save(outcome, holder)
+            : run(key, ["r", "", "", "", "", "", holder]);
           done.catch(() => {});
         };
         return { granted: true, release };
@@ -215,15 +221,17 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       const until = left === -1 && record ? record.retryAt : now + Math.max(0, Number(left));
       return { granted: false, until, record };
     },
-    subscribe(listener) {
+    watch(listener) {
       listeners.add(listener);
+      watching++;
       subscribed ??= subscribe();
-      return () => {
-        if (!listeners.delete(listener) || listeners.size > 0) return;
-        const closing = subscribed;
-        subscribed = undefined;
-        void closing?.then((close) => close?.()).catch(() => {});
-      };
+    },
+    async close() {
+      if (watching === 0 || --watching > 0) return;
+      listeners.clear();
+      const closing = subscribed;
+      subscribed = undefined;
+      await closing?.then((close) => close?.()).catch(() => {});
     },
   };
 }

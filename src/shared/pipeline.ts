@@ -78,6 +78,8 @@ export class Pipeline {
     this.#store = store;
     this.#replica = replica;
     this.#options = options;
+    // Records other contexts store from now on (Redis pub/sub), for the keys in use here.
+    store.watch?.((record) => replica.apply(record, "stored"));
     this.ready = this.#prune(true);
   }
 

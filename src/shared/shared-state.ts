@@ -93,17 +93,7 @@ export class SharedState {
         (await channel.acquireProbe(key, halfOpenMaxProbes, probeTimeoutMs)) ??
         clock.now() + probeTimeoutMs;
     }
-    const pushed = (value: unknown) => {
-      // Only keys this instance uses: one it has not called yet loads the record on first use.
-      const key = (value as { key?: unknown } | undefined)?.key;
-      if (typeof key === "string" && registry.peek(key)) replica.apply(value, "pushed", key);
-    };
-    const unsubscribe = pipeline && store?.subscribe?.(pushed);
-    const leave = followPageLifecycle(registry, channel);
-    this.#leave = () => {
-      unsubscribe?.();
-      leave();
-    };
+    this.#leave = followPageLifecycle(registry, channel);
   }
 
   /**

@@ -20,11 +20,11 @@ export interface BreakerStore {
   /** Forgets `key`: cbfetch deletes records of closed, idle breakers to keep storage bounded. */
   delete?(key: string): Promise<void>;
   /**
-   * Where other processes' changes are pushed (Redis pub/sub): cbfetch calls it once per
-   * instance with a listener that merges each record pushed for a key the instance knows, and
-   * calls what it returns on `close()`.
+   * For stores that push other contexts' changes (Redis pub/sub): cbfetch calls it once per
+   * instance, and `listener` merges each record it gets. Pass only keys this store has loaded
+   * or saved (the keys in use), so others' keys do not fill the instance's breakers.
    */
-  subscribe?(listener: (record: unknown) => void): () => void;
+  watch?(listener: (record: unknown) => void): void;
   /** Releases connections. */
   close?(): void | Promise<void>;
   /**
