@@ -27,16 +27,25 @@ for (const [name, command, args] of steps) {
   process.exit(1);
 }
 
-// The browser tests need Debian's Chromium (these machines cannot download browsers).
+// The browser tests need Debian's Chromium (these machines cannot download browsers), the
+// Redis tests Debian's redis-server (they start their own).
 const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-if (!existsSync(chromium)) {
+const redisServer = process.env.REDIS_SERVER_PATH ?? "/usr/bin/redis-server";
+const missing = [
+  [chromium, "chromium", "CHROMIUM_PATH"],
+  [redisServer, "redis-server", "REDIS_SERVER_PATH"],
+].filter(([path]) => !existsSync(path));
+if (missing.length > 0) {
+  const names = missing.map(([, name]) => name).join(" ");
   if (process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
-    step("install Debian's chromium for the browser tests", "sh", [
+    step(`install Debian's ${names} for the tests`, "sh", [
       "-c",
-      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
+      `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${names}`,
     ]);
   } else {
-    console.log(`\n${chromium} is missing: install Debian's chromium or set CHROMIUM_PATH.`);
+    for (const [path, name, variable] of missing) {
+      console.log(`\n${path} is missing: install Debian's ${name} or set ${variable}.`);
+    }
   }
 }
 
