@@ -44,8 +44,11 @@ async function untilReady(socket: string): Promise<void> {
   throw new Error(`redis-server did not open ${socket}`);
 }
 
-/** Starts a redis-server on a unix socket in a fresh temporary folder. */
-export async function startRedis(): Promise<TestRedis> {
+/**
+ * Starts a redis-server on a unix socket in a fresh temporary folder, and on `port` of
+ * 127.0.0.1 too when given (for code that takes a `redis://` URL).
+ */
+export async function startRedis(port = 0): Promise<TestRedis> {
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(`${REDIS_SERVER} is missing: apt-get install redis-server (see TOOLCHAIN.md)`);
   }
@@ -56,7 +59,20 @@ export async function startRedis(): Promise<TestRedis> {
     rmSync(socket, { force: true });
     server = spawn(
       REDIS_SERVER,
-      ["--port", "0", "--unixsocket", socket, "--save", "", "--appendonly", "no", "--dir", dir],
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--unixsocket",
+        socket,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir,
+      ],
       { stdio: "ignore" },
     );
     await untilReady(socket);
