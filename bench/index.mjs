@@ -6,6 +6,7 @@
 //   5. bundle sizes                (bench/sizes.mjs)
 //   6. retry amplification         (bench/retry.mjs)
 //   7. overload                    (bench/overload.mjs; `npm run bench:overload` alone, ~85 s)
+//   8. Redis                       (bench/redis.mjs; `node bench/index.mjs redis` alone)
 // Each section prints its method, a table and one "bar: … meets/misses" line per bar; all
 // figures go to bench/results.json (git-ignored). Run: `npm run bench` (builds, then
 // `node --expose-gc --allow-natives-syntax bench/index.mjs`; the second flag only lets
@@ -23,6 +24,7 @@ const SECTIONS = {
   sizes: () => import("./sizes.mjs"),
   retry: () => import("./retry.mjs"),
   overload: () => import("./overload.mjs"),
+  redis: () => import("./redis.mjs"),
 };
 const RESULTS_FILE = new URL("./results.json", import.meta.url);
 
