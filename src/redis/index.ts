@@ -134,19 +134,21 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   let watching = 0;
   let subscribed: Promise<(() => Promise<void>) | undefined> | undefined;
 
+  /** Every command has a deadline (also those no store call waits for: write-backs, releases). */
+  const command = (args: string[]) => bounded(redis.command(args), timeoutMs);
   /** Runs the script: EVALSHA, loading it once; EVAL when Redis lost it (a restart). */
   async function run(key: string, args: string[]): Promise<unknown> {
     const tail = [...keysOf(key), args[0] as string, String(Date.now()), channel, key];
     tail.push(...args.slice(1));
-    sha ??= (redis.command(["SCRIPT", "LOAD", SCRIPT]) as Promise<string>).catch((error) => {
+    sha ??= (command(["SCRIPT", "LOAD", SCRIPT]) as Promise<string>).catch((error) => {
       sha = undefined; // loaded again by the next call
       throw error;
     });
     try {
-      return await redis.command(["EVALSHA", await sha, ...tail]);
+      return await command(["EVALSHA", await sha, ...tail]);
     } catch (error) {
       if (!/NOSCRIPT/.test(String((error as Error)?.message))) throw error;
-      return redis.command(["EVAL", SCRIPT, ...tail]);
+      return command(["EVAL", SCRIPT, ...tail]);
     }
   }
   /** Notes `key` as in use, with `fields` (the script's answer) as its latest record. */
@@ -190,7 +192,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     timeoutMs,
     async load(key) {
       // Loaded once subscribed (or half the time out): no change made in between goes unseen.
-      if (watching > 0) await bounded((subscribed ??= subscribe()), timeoutMs / 2);
+      if (watching > 0) await bounded((subscribed ??= subscribe()), timeoutMs / 2).catch(() => {});
       return remember(key, await run(key, ["l"]));
     },
     save(record) {
