@@ -36,15 +36,37 @@ interface Client {
   destroy(): unknown;
 }
 
+/** What is used of an `@upstash/redis` client (REST: no pub/sub). */
+interface Upstash {
+  scriptLoad(script: string): Promise<unknown>;
+  evalsha(sha: string, keys: string[], args: string[]): Promise<unknown>;
+  eval(script: string, keys: string[], args: string[]): Promise<unknown>;
+}
+
+/** The store's three commands (SCRIPT LOAD, EVALSHA, EVAL) as Upstash's REST client's methods. */
+function upstash(client: Upstash): RedisCommands {
+  return {
+    command([name, first, count, ...rest]) {
+      if (name === "SCRIPT") return client.scriptLoad(count as string);
+      const keys = rest.splice(0, Number(count));
+      // Its answers come JSON-parsed (automaticDeserialization): the store reads numbers anyway.
+      return name === "EVAL"
+        ? client.eval(first as string, keys, rest)
+        : client.evalsha(first as string, keys, rest);
+    },
+  };
+}
+
 /** `client` as {@link RedisCommands}: a node-redis or ioredis client, or one already. */
 export function commandsOf(client: unknown): RedisCommands {
-  const c = (client ?? {}) as Partial<Client> & Partial<RedisCommands>;
+  const c = (client ?? {}) as Partial<Client> & Partial<RedisCommands> & Partial<Upstash>;
   // ioredis has `call` (and a `sendCommand` that takes a Command object); node-redis has not.
   const io = c.call !== undefined;
   if (!c.duplicate || !(io || c.sendCommand)) {
     if (typeof c.command === "function") return c as RedisCommands;
+    if (c.evalsha && c.scriptLoad) return upstash(c as unknown as Upstash);
     throw new TypeError(
-      `cbfetch: option "client" of redisStore must be a node-redis or ioredis client, got ${String(client)}`,
+      `cbfetch: option "client" of redisStore must be a node-redis, ioredis or @upstash/redis client, got ${String(client)}`,
     );
   }
   const redis = c as Client;
