@@ -200,4 +200,41 @@ describe("redisStore()", () => {
     expect(sent).toEqual(["SCRIPT", "EVALSHA", "EVALSHA"]); // load, then the open's write
     expect(await redis.admin.hGet(`cbfetch:{${upstream.origin}}`, "n")).toBe("0");
   });
+
+  it("leases one probe, and none after a failed probe until the new retryAt", async () => {
+    const [one, two] = [redisStore({ client }), redisStore({ client })];
+    const key = "https://leased.example";
+    const now = Date.now();
+    const record = (opened: number, retryAt: number, reopens: number): BreakerRecord => ({
+      v: RECORD_VERSION,
+      key,
+      opened,
+      retryAt,
+      reopens,
+      closed: 0,
+    });
+    await one.save(record(now - 1000, now - 1, 0)); // open, and due for a probe
+    const lease = await one.acquireProbe(key, 5000);
+    expect(lease.granted).toBe(true);
+    const refused = await two.acquireProbe(key, 5000);
+    expect(refused).toMatchObject({ granted: false, record: record(now - 1000, now - 1, 0) });
+    expect((refused as { until: number }).until).toBeGreaterThan(now + 4000);
+    // The probe failed: its outcome (a new open) is written, which ends the lease at once.
+    await one.save(record(now, now + 60_000, 1));
+    expect(await redis.admin.exists(`cbfetch:{${key}}:lease`)).toBe(0);
+    expect(await two.acquireProbe(key, 5000)).toEqual({
+      granted: false,
+      until: now + 60_000,
+      record: record(now, now + 60_000, 1),
+    });
+    // A lease given back without an outcome ends too.
+    await redis.admin.del(`cbfetch:{${key}}`);
+    const again = await two.acquireProbe(key, 5000);
+    expect(again.granted).toBe(true);
+    if (again.granted) again.release();
+    for (let i = 0; (await redis.admin.exists(`cbfetch:{${key}}:lease`)) === 1 && i < 100; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await redis.admin.exists(`cbfetch:{${key}}:lease`)).toBe(0);
+  });
 });
