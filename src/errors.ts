@@ -115,7 +115,8 @@ export function refusalOf(error: unknown): RefusalError | undefined {
     for (let depth = 0; depth < 8 && typeof error === "object" && error !== null; depth++) {
       const { name, key, cause } = error as { name?: unknown; key?: unknown; cause?: unknown };
       if (error instanceof RefusalError) return error;
-      if (REFUSALS.includes(name as string) && typeof key === "string") return error as RefusalError;
+      if (REFUSALS.includes(name as string) && typeof key === "string")
+        return error as RefusalError;
       error = cause;
     }
   } catch {

@@ -38,7 +38,11 @@ describe("refusal guards", () => {
 
   it("isCircuitOpenError is true for an open circuit only; isRefusal for each refusal", () => {
     expect([open, full, throttled].map(isCircuitOpenError)).toEqual([true, false, false]);
-    expect([open, full, throttled].map((e) => isRefusal(wrapped(e, 2)))).toEqual([true, true, true]);
+    expect([open, full, throttled].map((e) => isRefusal(wrapped(e, 2)))).toEqual([
+      true,
+      true,
+      true,
+    ]);
     expect(isCircuitOpenError(wrapped(open, 3))).toBe(true);
     expect(isCircuitOpenError(wrapped(full, 3))).toBe(false);
   });

@@ -103,7 +103,7 @@ describe("SWR", () => {
     vi.useFakeTimers();
     const asked: unknown[] = [];
     const retry = (error: unknown) =>
-      config.onErrorRetry!(error as Error, "k", {} as never, (o) => asked.push(o), {
+      config.onErrorRetry!(error as Error, "k", {} as never, (o) => void asked.push(o), {
         retryCount: 1,
         dedupe: true,
       });

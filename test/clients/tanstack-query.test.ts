@@ -20,7 +20,9 @@ import { HITS_TO_TRIP, refusals } from "./kit.js";
 const server = useServer();
 
 /** A mounted useQuery: every result it would render, and a wait for one. */
-function mount<T>(observer: QueryObserver<T>) {
+function mount<T>(observer: {
+  subscribe(listener: (result: QueryObserverResult<T>) => void): () => void;
+}) {
   const results: Array<QueryObserverResult<T>> = [];
   let waiting: { until: (r: QueryObserverResult<T>) => boolean; resolve: () => void } | undefined;
   const unsubscribe = observer.subscribe((result) => {

@@ -1,7 +1,7 @@
 import wretch from "wretch";
 import { retry } from "wretch/middlewares";
 import { describe, expect, it } from "vitest";
-import { CircuitOpenError, createCbFetch, isRefusal } from "../../src/index.js";
+import { CircuitOpenError, createCbFetch, isRefusal, refusalOf } from "../../src/index.js";
 import { respond, useServer } from "../helpers/server.js";
 import { refusals, settle, tripsThenRefuses } from "./kit.js";
 
@@ -19,7 +19,10 @@ describe("wretch", () => {
     const errors = await tripsThenRefuses(server, cb, () => api.get("/items").text());
     for (const error of errors) expect(error).toBeInstanceOf(CircuitOpenError);
     const caught = await api
-      .catcher("CircuitOpenError", (error) => `retry in ${Math.ceil((error as CircuitOpenError).retryAfterMs / 1000)} s`)
+      .catcher(
+        "CircuitOpenError",
+        (error) => `retry in ${Math.ceil(refusalOf(error)!.retryAfterMs / 1000)} s`,
+      )
       .get("/items")
       .text();
     expect(caught).toMatch(/^retry in \d+ s$/);
