@@ -2,7 +2,7 @@ import axios, { AxiosError } from "axios";
 import axiosRetry, { isNetworkOrIdempotentRequestError } from "axios-retry";
 import { describe, expect, it } from "vitest";
 import { CircuitOpenError, createCbFetch, isRefusal } from "../../src/index.js";
-import { respond, useServer } from "../helpers/server.js";
+import { hang, respond, useServer } from "../helpers/server.js";
 import { HITS_TO_TRIP, refusals, settle, tripsThenRefuses } from "./kit.js";
 
 // axios 1.x (its fetch adapter, env.fetch) and axios-retry, real, against a real server on
@@ -48,6 +48,28 @@ describe("axios", () => {
     const response = await api.post("/items", { name: "x" });
     expect(response.data).toEqual({ items: [1, 2] });
     expect(server.received.at(-1)?.body).toBe('{"name":"x"}');
+  });
+
+  it("axios's timeout is the caller's abort to cbfetch (never a failure); cbfetch's timeoutMs is one", async () => {
+    server.handle(hang);
+    const withAxiosTimeout = createCbFetch({ failureThreshold: 1 });
+    const api = axios.create({
+      baseURL: server.origin,
+      adapter: "fetch",
+      env: { fetch: withAxiosTimeout },
+      timeout: 50,
+    });
+    const aborted = await settle(api.get("/slow"));
+    expect((aborted as { error: AxiosError }).error.code).toBe("ETIMEDOUT");
+    expect(withAxiosTimeout.state(server.origin)).toBe("closed"); // a hung API never trips it
+    const withTimeoutMs = createCbFetch({ failureThreshold: 1, timeoutMs: 50 });
+    const cbApi = axios.create({
+      baseURL: server.origin,
+      adapter: "fetch",
+      env: { fetch: withTimeoutMs },
+    });
+    await settle(cbApi.get("/slow"));
+    expect(withTimeoutMs.state(server.origin)).toBe("open");
   });
 
   it("axios-retry's default retries a refused call 3 times (nothing sent, but the error comes late)", async () => {
