@@ -54,6 +54,8 @@ describe("TanStack Query", () => {
         },
       },
     });
+    // end recipe
+    // What useQuery({ queryKey, queryFn }) runs in a component.
     const items = new QueryObserver(queryClient, {
       queryKey: ["items"],
       queryFn: async () => {
@@ -62,7 +64,6 @@ describe("TanStack Query", () => {
         return (await response.json()) as number[];
       },
     });
-    // end recipe
     server.handle(respond(503));
     const before = server.hits;
     const view = mount(items);
