@@ -9,7 +9,8 @@ import { HITS_TO_TRIP, refusals, settle, tripsThenRefuses } from "./kit.js";
 // 127.0.0.1. The code between "recipe" comments is the README's, as written there.
 const server = useServer();
 
-describe("axios", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("axios", { timeout: 20_000 }, () => {
   it("two plain cb(url) calls make HITS_TO_TRIP requests before the circuit opens (the baseline)", async () => {
     const cb = createCbFetch({ retry: 2 });
     server.handle(respond(503));

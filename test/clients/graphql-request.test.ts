@@ -13,7 +13,8 @@ const query = gql`
   }
 `;
 
-describe("graphql-request", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("graphql-request", { timeout: 20_000 }, () => {
   it("the recipe: queries as GET so cbfetch may retry them; a refusal rejects unwrapped", async () => {
     const API = server.origin;
     // recipe: graphql-request

@@ -8,7 +8,8 @@ import { refusals, settle, tripsThenRefuses } from "./kit.js";
 // the README's, as written there.
 const server = useServer();
 
-describe("ofetch", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("ofetch", { timeout: 20_000 }, () => {
   it("by default, ofetch retries a refused GET once (a refusal has no response: it counts as a 500)", async () => {
     const cb = createCbFetch({ failureThreshold: 1, openMs: 60_000 });
     const api = ofetch.create({ baseURL: server.origin }, { fetch: cb });

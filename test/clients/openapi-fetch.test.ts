@@ -22,7 +22,8 @@ interface paths {
   };
 }
 
-describe("openapi-fetch", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("openapi-fetch", { timeout: 20_000 }, () => {
   it("the recipe: a failing status is { error }, a refusal rejects unwrapped", async () => {
     const API = server.origin;
     // recipe: openapi-fetch

@@ -62,7 +62,8 @@ function mount(key: string, config: SWRConfiguration) {
   };
 }
 
-describe("SWR", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("SWR", { timeout: 20_000 }, () => {
   it("the recipe: SWR does not retry, cbfetch does; a refusal is the hook's error", async () => {
     const API = server.origin;
     // recipe: swr
@@ -135,7 +136,8 @@ describe("SWR", () => {
   });
 
   it("with the recipe, a screen that showed the refusal comes back by itself: one request, the probe", async () => {
-    const cb = createCbFetch({ retry: 2, openMs: 300, jitter: 0 });
+    // Open for 1 s: long enough to see the refusal first, also on a loaded machine.
+    const cb = createCbFetch({ retry: 2, openMs: 1000, jitter: 0 });
     const config: SWRConfiguration = {
       fetcher: async (url: string) => {
         const response = await cb(url);

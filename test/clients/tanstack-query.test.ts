@@ -40,7 +40,8 @@ function mount<T>(observer: {
 
 const settled = (r: QueryObserverResult<unknown>) => r.fetchStatus === "idle" && !r.isPending;
 
-describe("TanStack Query", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("TanStack Query", { timeout: 20_000 }, () => {
   it("the recipe: TanStack does not retry, cbfetch does; a refusal is the query's error", async () => {
     const API = server.origin;
     // recipe: tanstack-query
@@ -93,7 +94,8 @@ describe("TanStack Query", () => {
 
   it("with the recipe, a screen that showed the refusal comes back by itself: one request, the probe", async () => {
     const API = server.origin;
-    const cb = createCbFetch({ retry: 2, openMs: 300, jitter: 0 });
+    // Open for 1 s: long enough to see the refusal first, also on a loaded machine.
+    const cb = createCbFetch({ retry: 2, openMs: 1000, jitter: 0 });
     const queryClient = new QueryClient({
       defaultOptions: {
         queries: {

@@ -9,7 +9,8 @@ import { refusals, settle, tripsThenRefuses } from "./kit.js";
 // the README's, as written there.
 const server = useServer();
 
-describe("wretch", () => {
+// cbfetch's retries wait up to 300 ms and 600 ms (full jitter): room for a loaded machine.
+describe("wretch", { timeout: 20_000 }, () => {
   it("the recipe: cbfetch retries; a refusal rejects unwrapped, and a catcher by name sees it", async () => {
     const API = server.origin;
     // recipe: wretch
