@@ -1,0 +1,165 @@
+/**
+ * `cbfetch/sw`: one circuit breaker per origin for every request of a site, in its Service
+ * Worker: the app's fetches, and its images, scripts, styles, fonts and third-party widgets,
+ * from every tab. Nothing here uses `import()` (disallowed in Service Workers), bundled or not.
+ *
+ * @packageDocumentation
+ */
+import { RefusalError } from "../errors.js";
+import { create } from "../fetch/instance.js";
+import type { CbFetch, CbFetchOptions } from "../fetch/types.js";
+import { SW_PARTS } from "./parts.js";
+
+export { createCbFetch } from "./all.js";
+
+/** The part of a `FetchEvent` the handler uses (typed here: the DOM library has no FetchEvent). */
+export interface FetchEventLike {
+  readonly request: Request;
+  respondWith(response: Response | Promise<Response>): void;
+  waitUntil(work: Promise<unknown>): void;
+}
+
+/** Options of {@link handleFetch}: `createCbFetch`'s, but for those a Service Worker cannot use. */
+export interface ServiceWorkerOptions extends Omit<
+  CbFetchOptions,
+  "fallback" | "fallbackOrigins" | "retry" | "totalTimeoutMs" | "sync"
+> {
+  /**
+   * Which requests the breakers guard (the others go on as if there were no Service Worker).
+   * @default every http(s) request but the Service Worker's own script
+   */
+  match?: (request: Request) => boolean;
+  /**
+   * What a refused request gets instead of the synthesized 503: a `Response`, or `undefined`
+   * for the default answer. Not called for a request the breaker let through.
+   */
+  fallback?: (
+    request: Request,
+    error: RefusalError,
+  ) => Response | undefined | Promise<Response | undefined>;
+  /**
+   * A page in Cache Storage (`caches.match`) that a navigation gets when its origin's circuit
+   * refuses it or the network fails it. Without it (or while it is not cached), a refused
+   * navigation goes to the network as if there were no Service Worker, uncounted: a user's
+   * navigation never gets a bare 503.
+   * @default undefined
+   */
+  offlinePage?: string;
+  /**
+   * Share breaker state with the site's pages over the BroadcastChannel `cbfetch:<name>`
+   * (`true` means `"default"`, as a page's `createCbFetch({ sync: true })`).
+   * @default true
+   */
+  sync?: boolean | string;
+}
+
+/** A Service Worker's `fetch` listener, with the breaker-aware fetch it answers with. */
+export type FetchHandler = ((event: FetchEventLike) => void) & {
+  /** The instance behind it: its state, snapshot, events (`statechange`, …) and manual API. */
+  readonly cbFetch: CbFetch;
+};
+
+const ONLY_FOR_PAGES = ["retry", "totalTimeoutMs", "fallbackOrigins"];
+
+/**
+ * A `fetch` listener for a module Service Worker: the requests `match` selects go through one
+ * circuit breaker per origin (every tab's); the others are left alone.
+ *
+ * - A refused request gets `503` with `Retry-After` (seconds), `cbfetch-circuit: open` (or
+ *   `throttled`, `full`) and `cbfetch-key: <origin>`, no body; or `fallback(request, error)`.
+ *   A navigation gets `offlinePage` or goes through, never a bare 503.
+ * - Opaque (`no-cors`) responses carry no status: only network errors and timeouts count for
+ *   them. A network error while nothing answers at all is the user's network: it opens nothing.
+ * - State is kept in `store` (pass `idbStore()` from `cbfetch/idb`): a Service Worker stopped
+ *   when idle starts cold with its circuits as they were, and loads a key's state before the
+ *   key's first request (at most `loadTimeoutMs`). Writes are kept alive by the event.
+ * - `sync` (on by default) joins the pages' channel: a page's `createCbFetch({ sync: true })`
+ *   and the Service Worker agree on every origin's state.
+ *
+ * @example
+ * ```ts
+ * import { handleFetch } from "cbfetch/sw";
+ * import { idbStore } from "cbfetch/idb";
+ * self.addEventListener("fetch", handleFetch({ store: idbStore(), timeoutMs: 10_000 }));
+ * ```
+ * @throws TypeError or RangeError naming the option, when an option is invalid.
+ */
+export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
+  const { match = ownRequests(), fallback, offlinePage, sync = true, ...rest } = options;
+  for (const name of ONLY_FOR_PAGES) {
+    if ((options as Record<string, unknown>)[name] !== undefined) {
+      throw new TypeError(
+        `cbfetch/sw: handleFetch has no "${name}" (a Service Worker answers for the page, ` +
+          `which decides about retries); createCbFetch of cbfetch/sw has it`,
+      );
+    }
+  }
+  for (const [name, value] of Object.entries({ match, fallback })) {
+    if (value !== undefined && typeof value !== "function") {
+      throw new TypeError(`cbfetch/sw: option "${name}" must be a function, got ${typeof value}`);
+    }
+  }
+  if (offlinePage !== undefined && (typeof offlinePage !== "string" || offlinePage === "")) {
+    throw new TypeError(`cbfetch/sw: option "offlinePage" must be a URL, got ${String(offlinePage)}`);
+  }
+  const cb = create({ ...rest, sync }, SW_PARTS);
+
+  /** The page a navigation gets instead of an error, if it is cached. */
+  const offline = async () =>
+    offlinePage === undefined ? undefined : globalThis.caches?.match(offlinePage);
+
+  async function respond(request: Request): Promise<Response> {
+    const navigation = request.mode === "navigate";
+    try {
+      return await cb(request);
+    } catch (error) {
+      if (!(error instanceof RefusalError)) {
+        // The network failed it (or the caller aborted): as without a Service Worker.
+        return (navigation && (await offline())) || Response.error();
+      }
+      const answer = await fallback?.(request, error);
+      if (answer) return answer;
+      // A user's navigation never gets a bare 503: the offline page, or the network.
+      if (navigation) return (await offline()) ?? fetch(request);
+      return refused(error);
+    }
+  }
+
+  const handler = (event: FetchEventLike) => {
+    const { request } = event;
+    if (!match(request)) return;
+    const answered = respond(request);
+    event.respondWith(answered);
+    // Keeps the worker alive until the state the request changed is stored.
+    event.waitUntil(answered.then(cb.flush, cb.flush).catch(() => {}));
+  };
+  return Object.assign(handler, { cbFetch: cb });
+}
+
+/**
+ * The synthesized answer to a refused request: `503`, no body, the headers of the Workers and
+ * Hono middleware's refusal (`Retry-After` in whole seconds, at least 1; `cbfetch-circuit`) and
+ * the key.
+ */
+function refused(error: RefusalError): Response {
+  const kind = { ThrottledError: "throttled", BulkheadFullError: "full" }[error.name] ?? "open";
+  return new Response(null, {
+    status: 503,
+    headers: {
+      "retry-after": String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))),
+      "cbfetch-circuit": kind,
+      "cbfetch-key": error.key,
+    },
+  });
+}
+
+/** The default `match`: http(s) requests, but not the Service Worker's own script. */
+function ownRequests(): (request: Request) => boolean {
+  const script = globalThis.location?.href;
+  const own = script && new URL(script);
+  return (request) => {
+    const url = new URL(request.url);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return false;
+    return !own || url.origin !== own.origin || url.pathname !== own.pathname;
+  };
+}
