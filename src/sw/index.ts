@@ -100,7 +100,9 @@ export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
     }
   }
   if (offlinePage !== undefined && (typeof offlinePage !== "string" || offlinePage === "")) {
-    throw new TypeError(`cbfetch/sw: option "offlinePage" must be a URL, got ${String(offlinePage)}`);
+    throw new TypeError(
+      `cbfetch/sw: option "offlinePage" must be a URL, got ${String(offlinePage)}`,
+    );
   }
   const cb = create({ ...rest, sync }, SW_PARTS);
 
