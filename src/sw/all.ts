@@ -1,3 +1,6 @@
+import * as throttle from "../breaker/throttle.js";
+import * as bulkhead from "../guards/bulkhead.js";
+import * as keyOf from "../keys/key-of.js";
 import * as fallback from "../guards/fallback.js";
 import * as meter from "../guards/meter.js";
 import * as retry from "../retry/retry.js";
@@ -22,6 +25,9 @@ import { SW_PARTS } from "./parts.js";
 export function createCbFetch(options: CbFetchOptions = {}): CbFetch {
   return create(options, {
     ...SW_PARTS,
+    bulkhead: () => bulkhead,
+    keyOf: () => keyOf,
+    throttle: () => throttle,
     fallback: () => fallback,
     meter: () => meter,
     retry: () => retry,

@@ -19,14 +19,25 @@ export interface FetchEventLike {
   waitUntil(work: Promise<unknown>): void;
 }
 
-/** Options of {@link handleFetch}: `createCbFetch`'s, but for those a Service Worker cannot use. */
-export interface ServiceWorkerOptions extends Omit<
-  CbFetchOptions,
-  "fallback" | "fallbackOrigins" | "retry" | "totalTimeoutMs" | "sync"
-> {
+/**
+ * The options of `createCbFetch` that {@link handleFetch} bundles the code of, so that a
+ * worker using only these stays small. For the others (`keyOf`, `maxConcurrent`, `throttle`,
+ * `retry`, …), hand it an instance: `handleFetch({ cbFetch: createCbFetch({ … }) })`.
+ */
+export type ServiceWorkerBreakerOptions = Omit<CbFetchOptions, (typeof NOT_BUNDLED)[number]>;
+
+/** Options of {@link handleFetch}. */
+export interface ServiceWorkerOptions extends Omit<ServiceWorkerBreakerOptions, "sync"> {
   /**
-   * Which requests the breakers guard (the others go on as if there were no Service Worker).
-   * @default every http(s) request but the Service Worker's own script
+   * The instance to answer with, made by `createCbFetch` of `cbfetch/sw` (every option; give
+   * it `sync: true` to join the pages). Its options then go there, not here.
+   * @default one made of these options
+   */
+  cbFetch?: CbFetch;
+  /**
+   * Which http(s) requests the breakers guard (the others, and every other scheme, go on as
+   * if there were no Service Worker).
+   * @default every one but the Service Worker's own script
    */
   match?: (request: Request) => boolean;
   /**
@@ -59,7 +70,17 @@ export type FetchHandler = ((event: FetchEventLike) => void) & {
   readonly cbFetch: CbFetch;
 };
 
-const ONLY_FOR_PAGES = ["retry", "totalTimeoutMs", "fallbackOrigins"];
+/** Options whose code `handleFetch` leaves out (an instance given as `cbFetch` has it). */
+const NOT_BUNDLED = [
+  "fallback",
+  "fallbackOrigins",
+  "retry",
+  "totalTimeoutMs",
+  "keyOf",
+  "maxConcurrent",
+  "maxQueue",
+  "throttle",
+] as const;
 
 /**
  * A `fetch` listener for a module Service Worker: the requests `match` selects go through one
@@ -75,6 +96,8 @@ const ONLY_FOR_PAGES = ["retry", "totalTimeoutMs", "fallbackOrigins"];
  *   key's first request (at most `loadTimeoutMs`). Writes are kept alive by the event.
  * - `sync` (on by default) joins the pages' channel: a page's `createCbFetch({ sync: true })`
  *   and the Service Worker agree on every origin's state.
+ * - A few options' code is left out to keep the worker small (`keyOf`, `maxConcurrent`,
+ *   `throttle`, `retry`, `fallbackOrigins`): for those, give an instance (`cbFetch`).
  *
  * @example
  * ```ts
@@ -85,12 +108,13 @@ const ONLY_FOR_PAGES = ["retry", "totalTimeoutMs", "fallbackOrigins"];
  * @throws TypeError or RangeError naming the option, when an option is invalid.
  */
 export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
-  const { match = ownRequests(), fallback, offlinePage, sync = true, ...rest } = options;
-  for (const name of ONLY_FOR_PAGES) {
-    if ((options as Record<string, unknown>)[name] !== undefined) {
+  const { match = ownRequests(), fallback, offlinePage, cbFetch, sync = true, ...rest } = options;
+  const given = { ...rest, sync: options.sync };
+  for (const name of cbFetch ? Object.keys(given) : NOT_BUNDLED) {
+    if ((given as Record<string, unknown>)[name] !== undefined) {
       throw new TypeError(
-        `cbfetch/sw: handleFetch has no "${name}" (a Service Worker answers for the page, ` +
-          `which decides about retries); createCbFetch of cbfetch/sw has it`,
+        `cbfetch/sw: handleFetch option "${name}" goes to the instance: ` +
+          `handleFetch({ cbFetch: createCbFetch({ ${name}, … }) })`,
       );
     }
   }
@@ -104,7 +128,7 @@ export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
       `cbfetch/sw: option "offlinePage" must be a URL, got ${String(offlinePage)}`,
     );
   }
-  const cb = create({ ...rest, sync }, SW_PARTS);
+  const cb = cbFetch ?? create({ ...rest, sync }, SW_PARTS);
 
   /** The page a navigation gets instead of an error, if it is cached. */
   const offline = async () =>
@@ -129,7 +153,7 @@ export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
 
   const handler = (event: FetchEventLike) => {
     const { request } = event;
-    if (!match(request)) return;
+    if (!/^https?:/.test(request.url) || !match(request)) return;
     const answered = respond(request);
     event.respondWith(answered);
     // Keeps the worker alive until the state the request changed is stored.
@@ -155,13 +179,13 @@ function refused(error: RefusalError): Response {
   });
 }
 
-/** The default `match`: http(s) requests, but not the Service Worker's own script. */
+/** The default `match`: every request but the Service Worker's own script. */
 function ownRequests(): (request: Request) => boolean {
   const script = globalThis.location?.href;
   const own = script && new URL(script);
   return (request) => {
+    if (!own) return true;
     const url = new URL(request.url);
-    if (url.protocol !== "http:" && url.protocol !== "https:") return false;
-    return !own || url.origin !== own.origin || url.pathname !== own.pathname;
+    return url.origin !== own.origin || url.pathname !== own.pathname;
   };
 }

@@ -1,8 +1,5 @@
 import * as failureRate from "../breaker/failure-rate.js";
-import * as throttle from "../breaker/throttle.js";
-import * as bulkhead from "../guards/bulkhead.js";
 import * as timeout from "../guards/timeout.js";
-import * as keyOf from "../keys/key-of.js";
 import * as network from "../outcome/network.js";
 import * as channel from "../shared/channel.js";
 import * as shared from "../shared/shared-state.js";
@@ -17,10 +14,7 @@ import type { PartLoaders } from "../fetch/parts.js";
  */
 export const SW_PARTS: PartLoaders = {
   timeout: () => timeout,
-  bulkhead: () => bulkhead,
-  keyOf: () => keyOf,
   failureRate: () => failureRate,
-  throttle: () => throttle,
   shared: () => shared,
   channel: () => channel,
   network: () => network,
