@@ -12,6 +12,7 @@ import { build, transform } from "esbuild";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const WORKER = fileURLToPath(new URL("./sw.worker.ts", import.meta.url));
+const CORE_WORKER = fileURLToPath(new URL("./sw-core.worker.ts", import.meta.url));
 const PAGE = fileURLToPath(new URL("./sw.page.ts", import.meta.url));
 const IDB_KEYVAL = join(root, "node_modules/idb-keyval/dist/index.js");
 
@@ -119,23 +120,31 @@ export interface Site extends Origin {
  * The site: `/` (the page, bundled), `/sw.js` (the worker bundled by esbuild with code
  * splitting, as an app's bundler would), `/unbundled/...` (the worker's modules as they are,
  * each TypeScript file only stripped of its types: a module worker the browser assembles),
- * `/offline.html`, and `/flaky` (a page that fails as the mode says).
+ * `/core-sw.js` (a worker calling createCbFetch itself, bundled the same way), `/offline.html`,
+ * and `/flaky` (a page that fails as the mode says).
  */
 export async function startSite(): Promise<Site> {
   const outdir = resolve(tmpdir(), "cbfetch-sw-bundle"); // nothing is written
-  const [page, worker] = await Promise.all([
-    build({ entryPoints: [PAGE], bundle: true, format: "esm", write: false, logLevel: "silent" }),
+  const bundleWorker = (name: string, entry: string) =>
     build({
-      entryPoints: { sw: WORKER },
+      entryPoints: { [name]: entry },
       bundle: true,
       splitting: true,
       format: "esm",
       outdir,
+      chunkNames: `${name}-chunk-[hash]`,
       write: false,
       logLevel: "silent",
-    }),
+    });
+  const [page, worker, coreWorker] = await Promise.all([
+    build({ entryPoints: [PAGE], bundle: true, format: "esm", write: false, logLevel: "silent" }),
+    bundleWorker("sw", WORKER),
+    bundleWorker("core-sw", CORE_WORKER),
   ]);
-  const files = new Map(worker.outputFiles.map((f) => [`/${relative(outdir, f.path)}`, f.text]));
+  const served = (output: typeof worker) =>
+    output.outputFiles.map((f): [string, string] => [`/${relative(outdir, f.path)}`, f.text]);
+  const bundledFiles = served(worker).map(([path]) => path);
+  const files = new Map([...served(worker), ...served(coreWorker)]);
   const workerScripts = new Map<string, string>();
   const send = (res: ServerResponse, status: number, type: string, body: string | Buffer) => {
     // The unbundled worker's script lives below /unbundled/: it may still control the site.
@@ -188,5 +197,5 @@ export async function startSite(): Promise<Site> {
     }
     send(res, 404, "text/plain", "not found");
   });
-  return Object.assign(site, { workerScripts, bundledFiles: [...files.keys()] });
+  return Object.assign(site, { workerScripts, bundledFiles });
 }

@@ -293,3 +293,44 @@ describe("cbfetch/sw on a dead uplink (every origin cut, the site's own included
     expect(await page.evaluate(() => window.swTest.stored())).toEqual([]);
   });
 });
+
+describe("createCbFetch in a Service Worker (bundled with code splitting), with a store and sync", () => {
+  let site: Site;
+  let live: Origin;
+  let browser: Awaited<ReturnType<typeof launch>>;
+
+  beforeAll(async () => {
+    [site, live] = await Promise.all([startSite(), startApi()]);
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all([site, live].map((o) => o?.close()));
+  });
+
+  it("cbfetch/sw's trips on refused connections once another origin answered; cbfetch's cannot load its parts there", async () => {
+    const dead = await startApi();
+    await dead.close(); // nothing listens on its port: every connection is refused
+    const page = await open(browser.context, site);
+    expect(await page.evaluate(() => window.swTest.register("/core-sw.js"))).toBe(true);
+    const result = (await page.evaluate(
+      (q) => fetch(`/__core?${q}`).then((r) => r.json()),
+      new URLSearchParams({ live: `${live.origin}/`, dead: dead.origin }).toString(),
+    )) as Record<"sw" | "core", { state: string; ignored: number; storeErrors: string[] }>;
+    expect(result.sw).toMatchObject({ state: "open", ignored: 0, failures: 3, rejections: 3 });
+    expect(result.sw.storeErrors).toEqual([]);
+    const stored = await page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          const request = indexedDB.open("cbfetch-sw-core");
+          request.onsuccess = () => {
+            const all = request.result.transaction("breakers").objectStore("breakers").getAll();
+            all.onsuccess = () => resolve(all.result.map((r: { key: string }) => r.key));
+          };
+        }),
+    );
+    expect(stored).toEqual([dead.origin]);
+    // cbfetch's own createCbFetch: its store and sync code cannot load in a Service Worker.
+    expect(result.core.storeErrors.join("\n")).toMatch(/import\(\) is disallowed/);
+  });
+});
