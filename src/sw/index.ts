@@ -9,8 +9,10 @@ import { RefusalError } from "../errors.js";
 import { create } from "../fetch/instance.js";
 import type { CbFetch, CbFetchOptions } from "../fetch/types.js";
 import { SW_PARTS } from "./parts.js";
+import { refused } from "./refused.js";
 
 export { createCbFetch } from "./all.js";
+export { type WorkboxPlugin, workboxPlugin } from "./workbox.js";
 
 /** The part of a `FetchEvent` the handler uses (typed here: the DOM library has no FetchEvent). */
 export interface FetchEventLike {
@@ -160,23 +162,6 @@ export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
     event.waitUntil(answered.then(cb.flush, cb.flush).catch(() => {}));
   };
   return Object.assign(handler, { cbFetch: cb });
-}
-
-/**
- * The synthesized answer to a refused request: `503`, no body, the headers of the Workers and
- * Hono middleware's refusal (`Retry-After` in whole seconds, at least 1; `cbfetch-circuit`) and
- * the key.
- */
-function refused(error: RefusalError): Response {
-  const kind = { ThrottledError: "throttled", BulkheadFullError: "full" }[error.name] ?? "open";
-  return new Response(null, {
-    status: 503,
-    headers: {
-      "retry-after": String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))),
-      "cbfetch-circuit": kind,
-      "cbfetch-key": error.key,
-    },
-  });
 }
 
 /** The default `match`: every request but the Service Worker's own script. */

@@ -13,6 +13,7 @@ import { build, transform } from "esbuild";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const WORKER = fileURLToPath(new URL("./sw.worker.ts", import.meta.url));
 const CORE_WORKER = fileURLToPath(new URL("./sw-core.worker.ts", import.meta.url));
+const WORKBOX_WORKER = fileURLToPath(new URL("./sw-workbox.worker.ts", import.meta.url));
 const PAGE = fileURLToPath(new URL("./sw.page.ts", import.meta.url));
 const IDB_KEYVAL = join(root, "node_modules/idb-keyval/dist/index.js");
 
@@ -120,7 +121,8 @@ export interface Site extends Origin {
  * The site: `/` (the page, bundled), `/sw.js` (the worker bundled by esbuild with code
  * splitting, as an app's bundler would), `/unbundled/...` (the worker's modules as they are,
  * each TypeScript file only stripped of its types: a module worker the browser assembles),
- * `/core-sw.js` (a worker calling createCbFetch itself, bundled the same way), `/offline.html`,
+ * `/core-sw.js` (a worker calling createCbFetch itself, bundled the same way), `/workbox-sw.js`
+ * (a site routing with Workbox, its plugin on handleFetch's breakers), `/offline.html`,
  * and `/flaky` (a page that fails as the mode says).
  */
 export async function startSite(): Promise<Site> {
@@ -133,18 +135,21 @@ export async function startSite(): Promise<Site> {
       format: "esm",
       outdir,
       chunkNames: `${name}-chunk-[hash]`,
+      // Workbox's production build (its development build logs every route to the console).
+      define: { "process.env.NODE_ENV": '"production"' },
       write: false,
       logLevel: "silent",
     });
-  const [page, worker, coreWorker] = await Promise.all([
+  const [page, worker, coreWorker, workboxWorker] = await Promise.all([
     build({ entryPoints: [PAGE], bundle: true, format: "esm", write: false, logLevel: "silent" }),
     bundleWorker("sw", WORKER),
     bundleWorker("core-sw", CORE_WORKER),
+    bundleWorker("workbox-sw", WORKBOX_WORKER),
   ]);
   const served = (output: typeof worker) =>
     output.outputFiles.map((f): [string, string] => [`/${relative(outdir, f.path)}`, f.text]);
   const bundledFiles = served(worker).map(([path]) => path);
-  const files = new Map([...served(worker), ...served(coreWorker)]);
+  const files = new Map([...served(worker), ...served(coreWorker), ...served(workboxWorker)]);
   const workerScripts = new Map<string, string>();
   const send = (res: ServerResponse, status: number, type: string, body: string | Buffer) => {
     // The unbundled worker's script lives below /unbundled/: it may still control the site.

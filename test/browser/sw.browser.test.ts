@@ -334,3 +334,53 @@ describe("createCbFetch in a Service Worker (bundled with code splitting), with 
     expect(result.core.storeErrors.join("\n")).toMatch(/import\(\) is disallowed/);
   });
 });
+
+describe("cbfetch/sw beside Workbox (workbox-routing, workbox-strategies): its plugin on handleFetch's breakers", () => {
+  let site: Site;
+  let api: Origin;
+  let api2: Origin;
+  let browser: Awaited<ReturnType<typeof launch>>;
+  let page: Page;
+
+  beforeAll(async () => {
+    [site, api, api2] = await Promise.all([startSite(), startApi(), startApi()]);
+    browser = await launch();
+    page = await open(browser.context, site);
+    expect(await page.evaluate(() => window.swTest.register("/workbox-sw.js"))).toBe(true);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all([site, api, api2].map((o) => o?.close()));
+  });
+
+  it("trips on a NetworkFirst route's 503s; then its cache answers, or the refusal's 503, and no request goes", async () => {
+    expect((await call(page, `${api.origin}/api/items`)).status).toBe(200); // cached by Workbox
+    api.mode = "fail";
+    for (let i = 0; i < 3; i++) {
+      expect(await call(page, `${api.origin}/api/x${i}`)).toMatchObject({
+        status: 503,
+        circuit: null,
+      });
+    }
+    const hits = api.hits.length;
+    const v = await view(page);
+    expect(stateOf(v, api.origin)).toBe("open");
+    // Refused: NetworkFirst falls back to its cache, else the refusal's 503.
+    expect((await call(page, `${api.origin}/api/items`)).status).toBe(200);
+    expectRefused(await call(page, `${api.origin}/api/new`), api.origin);
+    // The rest of the site (handleFetch) shares the state: the same origin outside the route.
+    expectRefused(await call(page, `${api.origin}/other`), api.origin);
+    expect(api.hits.length).toBe(hits);
+  });
+
+  it("counts a route's network errors while the site's own origin answers (the check of a second place)", async () => {
+    api2.mode = "down";
+    for (let i = 0; i < 3; i++) {
+      expect((await call(page, `${api2.origin}/api/x${i}`)).error).toMatch(/TypeError/);
+    }
+    await until(page, api2.origin, "open");
+    const hits = api2.hits.length;
+    expectRefused(await call(page, `${api2.origin}/api/y`), api2.origin);
+    expect(api2.hits.length).toBe(hits);
+  });
+});
