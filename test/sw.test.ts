@@ -102,3 +102,19 @@ describe("handleFetch's answers", () => {
     expect(answer.type).toBe("error");
   });
 });
+
+describe("the README's worker", () => {
+  it("is web-example/src/sw.js, as the dashboard serves it", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const marker = "<!-- README-SW: web-example/src/sw.js -->\n```js\n";
+    const start = readme.indexOf(marker);
+    expect(start).toBeGreaterThan(0);
+    const block = readme.slice(
+      start + marker.length,
+      readme.indexOf("```\n", start + marker.length),
+    );
+    const file = await readFile(new URL("../web-example/src/sw.js", import.meta.url), "utf8");
+    expect(block).toBe(file);
+  });
+});
