@@ -277,7 +277,7 @@ describe("cbfetch/sw on a dead uplink (every origin cut, the site's own included
     await Promise.all([site, api, images].map((o) => o?.close()));
   });
 
-  it("opens nothing and stores nothing", async () => {
+  it("opens nothing and stores nothing; a navigation gets the offline page", async () => {
     const page = await open(browser.context, site);
     expect(await page.evaluate(() => window.swTest.register("/sw.js"))).toBe(true);
     expect(await image(page, `${images.origin}/ok.png`)).toBe("load");
@@ -291,6 +291,10 @@ describe("cbfetch/sw on a dead uplink (every origin cut, the site's own included
     expect(v.breakers.map((x) => x.state)).toEqual(["closed", "closed"]);
     expect(v.transitions).toEqual([]);
     expect(await page.evaluate(() => window.swTest.stored())).toEqual([]);
+    // A navigation the network fails gets the offline page from the worker's cache.
+    const response = await page.goto(`${site.origin}/flaky`);
+    expect(response?.status()).toBe(200);
+    expect(await page.textContent("h1")).toBe("Offline");
   });
 });
 
