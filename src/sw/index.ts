@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-import { RefusalError } from "../errors.js";
+import { type RefusalError, refusalOf } from "../errors.js";
 import { create } from "../fetch/instance.js";
 import type { CbFetch, CbFetchOptions } from "../fetch/types.js";
 import { SW_PARTS } from "./parts.js";
@@ -141,15 +141,17 @@ export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
     try {
       return await cb(request);
     } catch (error) {
-      if (!(error instanceof RefusalError)) {
+      // A refusal, also from an instance of another copy of cbfetch (`cbFetch`).
+      const refusal = refusalOf(error);
+      if (refusal === undefined) {
         // The network failed it (or the caller aborted): as without a Service Worker.
         return (navigation && (await offline())) || Response.error();
       }
-      const answer = await fallback?.(request, error);
+      const answer = await fallback?.(request, refusal);
       if (answer) return answer;
       // A user's navigation never gets a bare 503: the offline page, or the network.
       if (navigation) return (await offline()) ?? fetch(request);
-      return refused(error);
+      return refused(refusal);
     }
   }
 
