@@ -59,6 +59,11 @@ export interface ServiceWorkerOptions extends Omit<ServiceWorkerBreakerOptions, 
    */
   offlinePage?: string;
   /**
+   * How long an origin's first request after the worker started waits for its stored state.
+   * @default 1000 (not `createCbFetch`'s 200: a cold worker opens IndexedDB first)
+   */
+  loadTimeoutMs?: number;
+  /**
    * Share breaker state with the site's pages over the BroadcastChannel `cbfetch:<name>`
    * (`true` means `"default"`, as a page's `createCbFetch({ sync: true })`).
    * @default true
@@ -71,6 +76,14 @@ export type FetchHandler = ((event: FetchEventLike) => void) & {
   /** The instance behind it: its state, snapshot, events (`statechange`, …) and manual API. */
   readonly cbFetch: CbFetch;
 };
+
+/**
+ * How long an origin's first request after a cold start waits for its stored state (the
+ * core's default is 200 ms): opening IndexedDB in a worker just started takes longer than in a
+ * page, over 200 ms on a busy machine (measured here), and every request of the site waits on
+ * this worker's answer, so a slow store must not let an outage's requests through.
+ */
+const LOAD_TIMEOUT_MS = 1000;
 
 /** Options whose code `handleFetch` leaves out (an instance given as `cbFetch` has it). */
 const NOT_BUNDLED = [
@@ -130,7 +143,7 @@ export function handleFetch(options: ServiceWorkerOptions = {}): FetchHandler {
       `cbfetch/sw: option "offlinePage" must be a URL, got ${String(offlinePage)}`,
     );
   }
-  const cb = cbFetch ?? create({ ...rest, sync }, SW_PARTS);
+  const cb = cbFetch ?? create({ loadTimeoutMs: LOAD_TIMEOUT_MS, ...rest, sync }, SW_PARTS);
 
   /** The page a navigation gets instead of an error, if it is cached. */
   const offline = async () =>
