@@ -30,12 +30,14 @@ const run = (cmd, args, cwd = root) =>
  */
 // TEMPORARY (issue 26 landing): the throttle's option, error and 503 kinds cost the core about
 // 240 B and the middlewares about 125 B; these ceilings are raised by that much until the core
-// slimming that follows brings them back under main's (9000, 16 200, 10 000, 2048).
+// slimming that follows brings them back under main's (9000, 16 200, 10 000, 2048). The review
+// fixes of issue 26 (a dead upstream opens under failureRate; a clear error for a bad
+// `throttle`; the env typo rule) add about 20 B to the core and 80 B to the throttle part.
 const BUDGETS = {
-  ".": 10_650,
+  ".": 10_740,
   "./idb": 2048,
   "./ky": 2048,
-  "./cloudflare": 2100,
+  "./cloudflare": 2110,
   "./cloudflare/object": 2048,
   "./hono": 2170,
   "./otel": 2048,
@@ -48,14 +50,14 @@ const BUDGETS = {
  * the network judge in the core (what a failure needs is there before it: a dead uplink must
  * not make a page download code, and a Service Worker may not use `import()`).
  */
-const APP_CORE_BUDGET = 9230;
+const APP_CORE_BUDGET = 9240;
+const APP_INLINED_BUDGET = 16_660;
 /**
  * Issue 28: a Service Worker using `cbfetch/sw` (`handleFetch` + `idbStore()`), beside the core:
  * the issue's target is 4096 B; the store and sync code it must bundle (no `import()` in a
- * Service Worker) is about 3.5 KB by itself (`shared-state` above), so today it measures ~5.4 KB.
+ * Service Worker) is about 3.5 KB by itself (`shared-state` above), so today it measures ~5.5 KB.
  */
 const SW_BUDGET = 5600;
-const APP_INLINED_BUDGET = 16_580;
 const LAZY_BUDGETS = {
   "shared-state": 3600,
   network: 2048,

@@ -80,6 +80,15 @@ describe("optionsFromEnv", () => {
     expect(String(warn.mock.calls[0]?.[0])).not.toContain("secret");
   });
 
+  it("reports a variable missing its unit suffix (CB_THROTTLE_WINDOW for CB_THROTTLE_WINDOW_MS)", () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    expect(optionsFromEnv({ CB_THROTTLE_WINDOW: "500" })).toEqual({});
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(
+      /CB_THROTTLE_WINDOW names no option; did you mean CB_THROTTLE_WINDOW_MS\?/,
+    );
+    warn.mockRestore();
+  });
+
   it("what it returns is valid for createCbFetch", () => {
     expect(() => createCbFetch(optionsFromEnv({ CB_OPEN_MS: "1", CB_JITTER: "1" }))).not.toThrow();
   });

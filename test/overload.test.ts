@@ -45,17 +45,17 @@ describe("overload model: the throttle meets DESIGN §6's bar", () => {
   );
 
   it.each(SEEDS)(
-    "after the outage: ≥ 90 % goodput again no later than the default breaker (seed %i)",
+    "after the outage: back to ≥ 90 % goodput and held there, where the default breaker never is (seed %i)",
     (seed) => {
-      const plain = run(clients.breaker(), seed);
+      // The default breaker flaps at 2 × C: it never holds 90 % (before the outage or after).
+      expect(run(clients.breaker(), seed).recoverySeconds).toBeUndefined();
       for (const make of [throttle, throttleRetry]) {
         const { recoverySeconds, heldSeconds } = run(make, seed);
         expect(recoverySeconds).toBeDefined();
         // …and it stays there: every later second at ≥ 90 %.
         expect(heldSeconds).toBe(recoverySeconds);
-        if (plain.recoverySeconds !== undefined) {
-          expect(recoverySeconds!).toBeLessThanOrEqual(plain.recoverySeconds);
-        }
+        // Bounded by the breaker's open time (30 s, jittered ±20 %) and a window or two.
+        expect(recoverySeconds!).toBeLessThanOrEqual(40);
       }
     },
   );

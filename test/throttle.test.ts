@@ -17,6 +17,7 @@ import { type Handler, respond, useServer } from "./helpers/server.js";
 // breaker of its own (createBreaker), and in a fetch instance against a real server.
 
 // Epoch-like times on bucket boundaries: windowMs 1000 means buckets of 100 ms.
+
 const T = 1_700_000_000_000;
 const NEVER = () => 0.999999; // a draw that admits whatever the probability below 1
 const ALWAYS = () => 0; // a draw that refuses whenever the probability is above 0
@@ -141,7 +142,7 @@ describe("ThrottlePolicy: the window", () => {
 });
 
 describe("ThrottlePolicy: when the breaker trips", () => {
-  it("as the policy it wraps says, but only while the window holds no accepted outcome", () => {
+  it("as the policy it wraps says, but only on a whole window without an accepted outcome", () => {
     const throttle = policy();
     throttle.success(T);
     // Overloaded: an accept in the window, so 5 (and 50) consecutive failures do not trip.
@@ -149,10 +150,35 @@ describe("ThrottlePolicy: when the breaker trips", () => {
     expect(throttle.failure(T + 900, 50)).toBe(false);
     // Dead: the accept has left the window (1 s later), and the next failure trips.
     expect(throttle.failure(T + 1000, 51)).toBe(true);
-    // Below the wrapped policy's threshold it never trips.
-    const fresh = policy();
-    expect(fresh.failure(T, 4)).toBe(false);
-    expect(fresh.failure(T, 5)).toBe(true);
+    // Below the wrapped policy's threshold (and minRequests) it never trips.
+    const few = policy({ minRequests: 10 });
+    few.failure(T, 1);
+    expect(few.failure(T + 1000, 4)).toBe(false);
+    expect(few.failure(T + 1000, 5)).toBe(true);
+  });
+
+  it("does not trust an empty window: a newcomer counts a whole window first", () => {
+    const fresh = policy({ minRequests: 10 });
+    for (let i = 1; i <= 20; i++) expect(fresh.failure(T + 10 * i, i)).toBe(false);
+    expect(fresh.failure(T + 1010, 21)).toBe(true); // counting since T + 10
+    // The same after reset() (the circuit closed on a good probe).
+    fresh.reset();
+    expect(fresh.failure(T + 5000, 30)).toBe(false);
+    expect(fresh.failure(T + 6000, 31)).toBe(true);
+  });
+
+  it("trips on minRequests requests without an accept where a windowed policy sees too few", () => {
+    const never = { timed: true, success() {}, failure: () => false, reset() {} };
+    const throttle = new ThrottlePolicy({ k: 2, windowMs: 1000, minRequests: 10 }, never);
+    expect(throttle.failure(T, 1)).toBe(false);
+    for (let i = 2; i <= 11; i++) expect(throttle.failure(T + 900, i)).toBe(false); // < 1 s
+    // A whole window of counting; in it, 10 requests (T's bucket has left), then a refused one.
+    expect(throttle.admit(at(T + 1000), ALWAYS)).toBe(false);
+    expect(throttle.failure(T + 1000, 12)).toBe(true); // 12 requests, none accepted
+    // Consecutive failures decide alone: their count already sees every failure let through.
+    const consecutive = policy({ minRequests: 10 });
+    consecutive.failure(T, 1);
+    for (let i = 2; i <= 4; i++) expect(consecutive.failure(T + 1000, i)).toBe(false);
   });
 
   afterEach(() => vi.unstubAllGlobals());
@@ -180,6 +206,48 @@ describe("ThrottlePolicy: when the breaker trips", () => {
       }
     }
     expect(made).toEqual([10, 10]);
+  });
+});
+
+describe("createBreaker({ throttle }): a dead upstream opens", () => {
+  /**
+   * A fresh breaker on a manual clock, called `perSecond` times a second for `seconds`; each
+   * admitted call is served with probability `served` (its own seeded draw). Returns the time
+   * (ms from the start) the circuit first opened, or undefined.
+   */
+  function firstOpen(
+    options: object,
+    perSecond: number,
+    served: number,
+    seconds: number,
+    seed = 1,
+  ) {
+    const clock = new ManualClock(T);
+    const breaker = createBreaker({ key: "api", clock, random: seeded(seed), ...options });
+    const upstream = seeded(seed + 1000);
+    for (let i = 0; i < perSecond * seconds; i++) {
+      clock.t = T + Math.floor((i * 1000) / perSecond);
+      const permit = breaker.allow();
+      if (breaker.state !== "closed") return clock.t - T;
+      if (permit === undefined) continue;
+      if (upstream() < served) permit.success();
+      else permit.failure("status");
+      if (breaker.state !== "closed") return clock.t - T;
+    }
+    return undefined;
+  }
+
+  it("a dead upstream opens within a window or two, also when a failure rate decides", () => {
+    const rate = { failureRate: { threshold: 0.5, minimumCalls: 30, windowMs: 10_000 } };
+    for (const options of [{}, rate]) {
+      for (const perSecond of [5, 20, 200]) {
+        const opened = firstOpen({ throttle: true, ...options }, perSecond, 0, 60);
+        expect(opened, `${JSON.stringify(options)} at ${perSecond}/s`).toBeDefined();
+        // Within the failure-rate window, or a few of the throttle's (it admits about one
+        // call a window to a dead upstream, and only an outcome can open the circuit).
+        expect(opened!).toBeLessThanOrEqual(options === rate ? 10_000 : 3000);
+      }
+    }
   });
 });
 
@@ -271,9 +339,11 @@ describe("createBreaker({ throttle })", () => {
     expect(() => createBreaker({ throttle: { kk: 2 } as object })).toThrow(
       /unknown option "kk" in throttle/,
     );
-    expect(() => createBreaker({ throttle: "yes" as unknown as true })).toThrow(
-      /"throttle" must be an object/,
-    );
+    for (const bad of ["yes", 0, "", null, 1]) {
+      expect(() => createBreaker({ throttle: bad as unknown as true })).toThrow(
+        /"throttle" must be true, false or an object/,
+      );
+    }
   });
 });
 
@@ -369,9 +439,10 @@ describe("createCbFetch({ throttle }) against a real server", () => {
 
   it("a dead upstream still opens the circuit (CircuitOpenError, no throttling in between)", async () => {
     server.handle(respond(503));
-    const { cb } = instance();
+    const { cb, clock } = instance();
     const errors: string[] = [];
-    for (let i = 0; i < 8; i++) {
+    // Four calls a second: the fifth failure comes a whole window after the first.
+    for (let i = 0; i < 8; i++, clock.advance(250)) {
       await cb(server.url("/x")).then(
         () => errors.push("answered"),
         (error: Error) => errors.push(error.name),

@@ -171,7 +171,7 @@ const consecutive = new Map<number, ConsecutivePolicy>();
  */
 export function resolveBreakerOptions(options: Record<string, unknown>): ResolvedBreakerOptions {
   const read = options as Required<BreakerOptions>;
-  const { failureThreshold, failureRate, clock } = read;
+  const { failureThreshold, failureRate, clock, throttle } = read;
   if (typeof clock?.now !== "function" && clock !== undefined) {
     badOption("clock.now", "a function", clock.now);
   }
@@ -184,16 +184,21 @@ export function resolveBreakerOptions(options: Record<string, unknown>): Resolve
     failureRate:
       failureRate &&
       readGroup<FailureRateOptions>("failureRate", failureRate, FAILURE_RATE, {}, "failureRate."),
-    // `true`: the defaults; an object: its fields (anything else is refused as not one).
-    throttle: read.throttle
-      ? readGroup<Required<ThrottleOptions>>(
-          "throttle",
-          read.throttle === true ? {} : read.throttle,
-          THROTTLE_NUMBERS,
-          {},
-          "throttle.",
-        )
-      : undefined,
+    // `true`: the defaults; an object: its fields; anything else but `false` is refused.
+    throttle:
+      throttle === undefined || throttle === false
+        ? undefined
+        : readGroup<Required<ThrottleOptions>>(
+            "throttle",
+            throttle === true
+              ? {}
+              : typeof throttle === "object" && throttle !== null
+                ? throttle
+                : badOption("throttle", "true, false or an object", throttle),
+            THROTTLE_NUMBERS,
+            {},
+            "throttle.",
+          ),
     slowCallMs: read.slowCallMs,
     successThreshold: read.successThreshold,
     halfOpenMaxProbes: read.halfOpenMaxProbes,

@@ -11,10 +11,14 @@ import { Window } from "./window.js";
  * keeps getting about `k` attempts per request it serves, whatever the offered load: enough to
  * notice at once when it has room again, never the whole flood.
  *
- * When to trip stays the decision of the policy it wraps (consecutive failures, or the failure
- * rate), with one rule added: only while the window holds no accepted outcome. An overloaded
- * upstream still serves some calls, a dead one none; without the rule the breaker would open on
- * the failures the throttle lets through by design (about half at k = 2) and flap.
+ * It trips only on a window with no accepted outcome that spans a whole `windowMs` of counting:
+ * an overloaded upstream still serves some calls, a dead one none. Then the policy it wraps
+ * decides: consecutive failures, or a failure rate, for which `minRequests` requests without an
+ * accept also do (a windowed policy sees only the calls let through, about one a window on a
+ * dead upstream: too few for its `minimumCalls`). Without the rule the breaker would open on the
+ * failures the throttle lets through by design (about half at k = 2) and flap; without the whole
+ * window, a newcomer (a new instance, or a circuit that just closed on a good probe) would trust
+ * the first five failures of an empty one.
  *
  * An admitted call counts as a request when its outcome is known, not when it is asked: a call
  * in flight is no evidence yet. Counted when asked, every call to a healthy origin slower than a
@@ -31,6 +35,8 @@ export class ThrottlePolicy implements Policy {
   readonly #inner: Policy;
   /** `a`: requests, `b`: accepts. */
   readonly #window: Window;
+  /** When the counts started (the first outcome since the last reset). */
+  #since: number | undefined;
 
   constructor(options: Required<ThrottleOptions>, inner: Policy) {
     this.#options = options;
@@ -74,16 +80,28 @@ export class ThrottlePolicy implements Policy {
   success(now: number): void {
     this.#window.add(now, 1, 1);
     this.#inner.success(now);
+    this.#since ??= now;
   }
 
   failure(now: number, consecutive: number): boolean {
-    this.#window.add(now, 1, 0);
-    return this.#inner.failure(now, consecutive) && this.#window.b === 0;
+    const window = this.#window;
+    window.add(now, 1, 0);
+    const inner = this.#inner;
+    const trips = inner.failure(now, consecutive);
+    // A clock set back starts the count afresh (as the window does).
+    const since = (this.#since = Math.min(this.#since ?? now, now));
+    const { windowMs, minRequests } = this.#options;
+    return (
+      window.b === 0 &&
+      now - since >= windowMs &&
+      (trips || (inner.timed && window.a >= Math.max(minRequests, 1)))
+    );
   }
 
   reset(): void {
     this.#window.reset();
     this.#inner.reset();
+    this.#since = undefined;
   }
 }
 

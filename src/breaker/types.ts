@@ -48,8 +48,9 @@ export interface ThrottleOptions {
    */
   windowMs?: number;
   /**
-   * Outcomes the window must hold before any call is refused, so a key called a few times a
-   * second is left to the breaker.
+   * Requests (calls asked, refused ones included) the window must hold before any call is
+   * refused, so a key called a few times a second is left to the breaker. With `failureRate`,
+   * this many requests without an accepted outcome over a whole window also open the circuit.
    * @default 10
    */
   minRequests?: number;
@@ -70,8 +71,9 @@ export interface BreakerOptions {
   /**
    * Adaptive client-side throttling against an overloaded upstream: in the closed state, a
    * call is refused locally (a `ThrottledError`) with probability
-   * `max(0, (requests − k · accepts) / (requests + 1))` over the last `windowMs`. While any
-   * call is still accepted, the breaker does not open (it opens on a dead upstream).
+   * `max(0, (requests − k · accepts) / (requests + 1))` over the last `windowMs`. The breaker
+   * opens only after a whole window with no accepted call (a dead upstream, not an overloaded
+   * one).
    * `true`: the defaults.
    * @default undefined (off)
    */

@@ -73,7 +73,7 @@ export function optionsFromEnv(env: object, prefix = "CB_"): CbFetchOptions {
 function warnIfTypo(name: string, known: Iterable<string>): void {
   if (reported.has(name)) return;
   for (const option of known) {
-    if (distance(name, option) <= 2) {
+    if (distance(name, option) <= 2 || option.startsWith(`${name}_`)) {
       if (reported.size < 100) reported.add(name);
       console.warn(`cbfetch: env var ${name} names no option; did you mean ${option}?`);
       return;
