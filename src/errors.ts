@@ -110,11 +110,18 @@ const REFUSALS = ["CircuitOpenError", "BulkheadFullError", "ThrottledError"];
  * ```
  */
 export function refusalOf(error: unknown): RefusalError | undefined {
-  for (let depth = 0; depth < 8 && typeof error === "object" && error !== null; depth++) {
-    const { name, key, cause } = error as { name?: unknown; key?: unknown; cause?: unknown };
-    if (error instanceof RefusalError) return error;
-    if (REFUSALS.includes(name as string) && typeof key === "string") return error as RefusalError;
-    error = cause;
+  // At most 8 levels: a cycle in a cause chain ends the walk too.
+  try {
+    for (let depth = 0; depth < 8 && typeof error === "object" && error !== null; depth++) {
+      const { name, key, cause } = error as { name?: unknown; key?: unknown; cause?: unknown };
+      if (error instanceof RefusalError) return error;
+      if (REFUSALS.includes(name as string) && typeof key === "string")
+        return error as RefusalError;
+      error = cause;
+    }
+  } catch {
+    // A getter that throws (Safari's branded DOMException-likes, a Proxy): not a refusal. A
+    // guard runs in the app's catch blocks, so it must not throw.
   }
   return undefined;
 }
