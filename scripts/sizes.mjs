@@ -236,6 +236,28 @@ function writeApp(dir, root) {
   return app;
 }
 
+/**
+ * A module Service Worker using `cbfetch/sw` as its README shows it: `handleFetch` with
+ * `idbStore()`, bundled into one file as a worker is served (esbuild, minified; idb-keyval
+ * left out, measured with the dependencies). `total` is the whole worker; `besideCore` what it
+ * adds to the core an app downloads (`appCoreSize`): the store and sync code, the network
+ * check, timeouts and the failure-rate policy it bundles (a Service Worker may not load them
+ * with `import()`), and its own. Issue 28's target: 4096 B beside the core.
+ */
+export async function serviceWorkerSize({ root = ROOT } = {}) {
+  const file = (entry) => JSON.stringify(entryFile(entry, root));
+  const worker = `import { handleFetch } from ${file("./sw")};
+import { idbStore } from ${file("./idb")};
+self.addEventListener("fetch", handleFetch({ store: idbStore() }));
+`;
+  const total = await bundleSnippet(worker, { platform: "neutral", packages: "external" });
+  const core = await appCoreSize({ root });
+  return {
+    total: { minified: total.minified, gzip: total.gzip },
+    besideCore: { minified: total.minified - core.minified, gzip: total.gzip - core.gzip },
+  };
+}
+
 /** Every entry of TARGETS, in order. */
 export async function entrySizes(options) {
   const sizes = [];
@@ -344,6 +366,10 @@ if (process.argv[1] === import.meta.filename) {
     );
   }
   for (const peer of await peerSizes()) console.log(`${peer.name}: ${peer.gzip} B min+gzip`);
+  const sw = await serviceWorkerSize();
+  console.log(
+    `a Service Worker (handleFetch + idbStore): ${sw.total.gzip} B min+gzip, ${sw.besideCore.gzip} B beside the core`,
+  );
   const worker = workerSize();
   console.log(`worker-example: ${worker.minified} B min, ${worker.gzip} B min+gzip`);
 }

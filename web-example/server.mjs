@@ -24,11 +24,12 @@ const ALIASES = {
   cbfetch: here("../src/index.ts"),
   "cbfetch/idb": here("../src/idb/index.ts"),
   "cbfetch/ky": here("../src/ky/index.ts"),
+  "cbfetch/sw": here("../src/sw/index.ts"),
 };
 
-async function bundle() {
+async function bundle(entry = "src/main.ts") {
   const result = await build({
-    entryPoints: [here("src/main.ts")],
+    entryPoints: [here(entry)],
     bundle: true,
     format: "esm",
     target: "es2022",
@@ -40,7 +41,7 @@ async function bundle() {
     logLevel: "silent",
   });
   const file = result.outputFiles[0];
-  if (!file) throw new Error("esbuild produced no output for web-example/src/main.ts");
+  if (!file) throw new Error(`esbuild produced no output for web-example/${entry}`);
   return file.text;
 }
 
@@ -88,8 +89,24 @@ function createUpstream(name) {
     res.end(JSON.stringify(body));
   };
 
+  // A small picture per path under /img/ (the Service Worker mode's image strip: <img>, no-cors).
+  const image = (res, path) => {
+    const hue = [...path].reduce((sum, c) => sum + c.charCodeAt(0), 0) % 360;
+    res.writeHead(200, { "content-type": "image/svg+xml", "cache-control": "no-store" });
+    res.end(
+      `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" rx="6" fill="hsl(${hue} 60% 55%)"/></svg>`,
+    );
+  };
+
   const api = (req, res) => {
     hits++;
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (path.startsWith("/img/") && (mode === "healthy" || mode === "slow")) {
+      if (mode === "healthy") return image(res, path);
+      const timer = setTimeout(() => image(res, path), SLOW_MS);
+      res.once("close", () => clearTimeout(timer));
+      return;
+    }
     switch (mode) {
       case "healthy":
         return send(res, 200, { upstream: name, ok: true, hits });
@@ -170,9 +187,11 @@ function createPageServer(files) {
  * @returns {Promise<{ url: string, upstreams: { name: string, origin: string }[], close(): Promise<void> }>}
  */
 export async function startDashboard({ port = 5173, upstreamPort = 0 } = {}) {
-  const [app, html, css] = await Promise.all([
+  const [app, worker, html, offline, css] = await Promise.all([
     bundle(),
+    bundle("src/sw.js"),
     readFile(here("index.html"), "utf8"),
+    readFile(here("offline.html"), "utf8"),
     readFile(here("style.css"), "utf8"),
   ]);
 
@@ -192,6 +211,9 @@ export async function startDashboard({ port = 5173, upstreamPort = 0 } = {}) {
       "/": { type: "text/html; charset=utf-8", body: html },
       "/style.css": { type: "text/css; charset=utf-8", body: css },
       "/app.js": { type: "text/javascript; charset=utf-8", body: app },
+      // The Service Worker mode's worker (src/sw.js), and the page it gives a refused navigation.
+      "/sw.js": { type: "text/javascript; charset=utf-8", body: worker },
+      "/offline.html": { type: "text/html; charset=utf-8", body: offline },
       "/config.json": { type: "application/json", body: config },
     });
     servers.push(page);

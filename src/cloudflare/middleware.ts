@@ -1,7 +1,7 @@
 import { badOption } from "../breaker/options.js";
 import { RefusalError } from "../errors.js";
-import { create } from "../fetch/create.js";
-import { IMPORTS } from "../fetch/parts.js";
+import { create } from "../fetch/instance.js";
+import { IMPORTS } from "../fetch/lazy.js";
 import type { CircuitEvent } from "../fetch/events.js";
 import type { CbFetch } from "../fetch/types.js";
 import { optionsFromEnv } from "./env.js";

@@ -55,32 +55,12 @@ export const noParts = (): Parts => ({
 });
 
 /**
- * How each part is had: `import()` by default. A Service Worker may not use `import()`, so
- * `cbfetch/sw` hands the modules themselves; the Workers middleware leaves `channel` out
- * (Workers have no tabs), and with it the cross-tab code from a Worker's bundle.
+ * How each part is had: `import()` by default (lazy.ts). A Service Worker may not use
+ * `import()`, so `cbfetch/sw` hands the modules themselves; the Workers middleware leaves
+ * `channel` out (Workers have no tabs), and with it the cross-tab code from a Worker's bundle.
+ * No `import()` may appear in this module: `cbfetch/sw` imports it.
  */
 export type PartLoaders = { [K in PartName]?: () => Parts[K] | Promise<Parts[K]> };
-
-/**
- * Every part but the cross-tab channel, loaded with `import()`: each `import()` is where a
- * splitting bundler cuts a chunk. (`createCbFetch` adds {@link CHANNEL}; the Workers
- * middleware does not, so a Worker's bundle has no cross-tab code.)
- */
-export const IMPORTS: PartLoaders = {
-  timeout: () => import("../guards/timeout.js"),
-  bulkhead: () => import("../guards/bulkhead.js"),
-  fallback: () => import("../guards/fallback.js"),
-  keyOf: () => import("../keys/key-of.js"),
-  failureRate: () => import("../breaker/failure-rate.js"),
-  throttle: () => import("../breaker/throttle.js"),
-  meter: () => import("../guards/meter.js"),
-  retry: () => import("../retry/retry.js"),
-  shared: () => import("../shared/shared-state.js"),
-  network: () => import("../outcome/network.js"),
-};
-
-/** The cross-tab channel's code (`sync`). */
-export const CHANNEL: PartLoaders["channel"] = () => import("../shared/channel.js");
 
 /**
  * The parts `config` asks for, loaded when the instance is made. (The meter comes when calls

@@ -5,6 +5,7 @@ import { idbStore } from "cbfetch/idb";
 import { createKy } from "cbfetch/ky";
 import { HTTPError } from "ky";
 import { Card, MODES, type Mode, type Transition } from "./card.js";
+import { serviceWorkerMode } from "./sw-mode.js";
 
 interface Upstream {
   name: string;
@@ -127,6 +128,7 @@ say(
     `${FAILURE_THRESHOLD} failures in a row open a circuit for ${OPEN_MS / 1000} s, ` +
     `calls time out after ${TIMEOUT_MS / 1000} s.`,
 );
+await serviceWorkerMode(upstreams);
 // The browser test waits for this before it looks at the cards.
 document.body.dataset.ready = "true";
 
