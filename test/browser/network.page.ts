@@ -71,6 +71,9 @@ function app(id: string): CbFetch {
 async function create(id: string, options: AppOptions): Promise<true> {
   const { dbName, sync, ...rest } = options;
   const cb = createCbFetch({
+    // These tests are about the network rule, not load times: a busy CI machine's IndexedDB can
+    // take longer than the default 200 ms to open (a test may still set its own).
+    loadTimeoutMs: 10_000,
     ...rest,
     ...(dbName === undefined ? {} : { store: idbStore({ dbName }) }),
     ...(sync ? { sync: true } : {}),

@@ -60,7 +60,7 @@ describe("shared state never loses an open (real Chromium, issue 12)", () => {
     async () => {
       const { upstream } = h;
       upstream.mode = "ok";
-      const query = "db=cbfetch-two-tabs&threshold=2";
+      const query = "db=cbfetch-two-tabs&threshold=2&loadTimeoutMs=10000";
       // B's script makes one successful call as it starts: it has loaded the key.
       const b = await tab(`${query}&${CALL}`);
       const a = await tab(query);
@@ -107,7 +107,7 @@ describe("shared state never loses an open (real Chromium, issue 12)", () => {
     async () => {
       const { upstream } = h;
       upstream.mode = "ok";
-      const query = "sync=cbfetch-race&threshold=3";
+      const query = "sync=cbfetch-race&threshold=3&loadTimeoutMs=10000";
       const a = await tab(query);
       const b = await tab(query);
       try {

@@ -70,8 +70,13 @@ const params = new URLSearchParams(location.search);
 const db = params.get("db");
 const sync = params.get("sync");
 
+// A test about merging, not load times, gives the load room (a busy CI machine's IndexedDB
+// can take longer than the default 200 ms to open).
+const loadTimeoutMs = params.get("loadTimeoutMs");
+
 const cb = createCbFetch({
   ...(db === null ? {} : { store: idbStore({ dbName: db }) }),
+  ...(loadTimeoutMs === null ? {} : { loadTimeoutMs: Number(loadTimeoutMs) }),
   ...(sync === null ? {} : { sync }),
   failureThreshold: Number(params.get("threshold") ?? 2),
   openMs: 60_000,
