@@ -65,6 +65,20 @@ describe("redisStore()", () => {
     expect(() => redisStore({ client, idleMs: Number.NaN })).toThrow(/"idleMs" .* got NaN/);
     expect(() => redisStore({ client, prefix: 5 as never })).toThrow(/"prefix"/);
     expect(() => redisStore(undefined as never)).toThrow(/needs options/);
+    // A client's class or factory instead of a client: named, not printed whole.
+    const factory = function createClient() {
+      return "a long body that must not appear in the message";
+    };
+    expect(() => redisStore({ client: factory })).toThrow(/got a function$/);
+    expect(() => redisStore({ client, timeoutMs: "150" as never })).toThrow(/got "150"/);
+    // A timer Node would clamp to 1 ms: every command would time out.
+    expect(() => redisStore({ client, timeoutMs: 1e10 })).toThrow(RangeError);
+    expect(() => redisStore({ client, pubsub: "no" as never })).toThrow(
+      /"pubsub" of redisStore must be true or false, got "no"/,
+    );
+    expect(() => redisStore({ client, pubSub: false } as never)).toThrow(
+      /unknown option "pubSub" in redisStore/,
+    );
   });
 
   it("costs one command per change: a trip and a recovery are three EVALSHA, nothing else", async () => {

@@ -57,6 +57,20 @@ function upstash(client: Upstash): RedisCommands {
   };
 }
 
+/**
+ * Throws an error naming option `name` of redisStore, what it must be and what it got (a
+ * function or an object named by its kind, never printed whole).
+ */
+export function bad(name: string, expected: string, value: unknown, Type = TypeError): never {
+  const got =
+    typeof value === "string"
+      ? JSON.stringify(value)
+      : typeof value === "function" || (typeof value === "object" && value !== null)
+        ? `a ${typeof value}`
+        : String(value);
+  throw new Type(`cbfetch: option "${name}" of redisStore must be ${expected}, got ${got}`);
+}
+
 /** `client` as {@link RedisCommands}: a node-redis or ioredis client, or one already. */
 export function commandsOf(client: unknown): RedisCommands {
   const c = (client ?? {}) as Partial<Client> & Partial<RedisCommands> & Partial<Upstash>;
@@ -65,9 +79,7 @@ export function commandsOf(client: unknown): RedisCommands {
   if (!c.duplicate || !(io || c.sendCommand)) {
     if (typeof c.command === "function") return c as RedisCommands;
     if (c.evalsha && c.scriptLoad) return upstash(c as unknown as Upstash);
-    throw new TypeError(
-      `cbfetch: option "client" of redisStore must be a node-redis, ioredis or @upstash/redis client, got ${String(client)}`,
-    );
+    bad("client", "a node-redis, ioredis or @upstash/redis client", client);
   }
   const redis = c as Client;
   return {

@@ -8,7 +8,7 @@
 import { type BreakerRecord, RECORD_VERSION } from "../shared/record.js";
 import type { ProbeLease } from "../shared/store.js";
 import type { BreakerStore } from "../shared/store.js";
-import { commandsOf, type RedisCommands } from "./clients.js";
+import { bad, commandsOf, type RedisCommands } from "./clients.js";
 import { SCRIPT } from "./script.js";
 
 export type { RedisCommands } from "./clients.js";
@@ -72,10 +72,17 @@ const MAX_LEASE_MS = 300_000;
 /** Keys in use remembered (with their latest record, to write back after Redis lost it). */
 const REMEMBERED = 4096;
 
-function positive(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw new RangeError(
-      `cbfetch: option "${name}" of redisStore must be a positive number, got ${String(value)}`,
+/** Options `redisStore` knows: any other name is a typo. */
+const OPTIONS = ["client", "prefix", "timeoutMs", "idleMs", "pubsub"];
+
+/** `value`, a number > 0 that a timer can hold (Node clamps a longer one to 1 ms). */
+function positive(name: string, value: unknown, max = 2 ** 31 - 1): number {
+  if (typeof value !== "number" || !(value > 0 && value <= max)) {
+    bad(
+      name,
+      `a number > 0 and <= ${max}`,
+      value,
+      typeof value === "number" ? RangeError : TypeError,
     );
   }
   return value;
@@ -114,13 +121,17 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("cbfetch: redisStore needs options: { client }");
   }
+  for (const name of Object.keys(options)) {
+    if (!OPTIONS.includes(name))
+      throw new TypeError(`cbfetch: unknown option "${name}" in redisStore`);
+  }
   const redis: RedisCommands = commandsOf(options.client);
   const { prefix = "cbfetch:", pubsub = true } = options;
-  if (typeof prefix !== "string") {
-    throw new TypeError(`cbfetch: option "prefix" of redisStore must be a string`);
-  }
+  if (typeof prefix !== "string") bad("prefix", "a string", prefix);
+  if (typeof pubsub !== "boolean") bad("pubsub", "true or false", pubsub);
   const timeoutMs = positive("timeoutMs", options.timeoutMs ?? 150);
-  const idleMs = positive("idleMs", options.idleMs ?? 3_600_000);
+  // Expiry is a PEXPIRE, not a timer: any finite time.
+  const idleMs = positive("idleMs", options.idleMs ?? 3_600_000, Number.MAX_SAFE_INTEGER);
   const channel = `${prefix}changes`;
   // The key inside braces: a record and its lease share one Redis Cluster slot.
   const keysOf = (key: string) => ["2", `${prefix}{${key}}`, `${prefix}{${key}}:lease`];
