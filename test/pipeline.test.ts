@@ -146,4 +146,38 @@ describe("the write pipeline", () => {
     expect(settled).toBe(2);
     expect(errors).toEqual([A]);
   });
+
+  it("a store call's deadline is on the instance's clock: flush() before moving it past a write in flight", async () => {
+    // A store that answers on a later turn, as fake-indexeddb and IndexedDB do.
+    const inner = memoryStore();
+    let saves = 0;
+    const store: BreakerStore = {
+      load: (key) => inner.load(key),
+      save: (record) => {
+        saves++;
+        return new Promise((resolve) => setImmediate(() => resolve(inner.save(record))));
+      },
+    };
+    const { cb, clock, errors } = await instance(store);
+    // Moved 30 s in no real time while the open's write is in flight: the write timed out.
+    cb.breaker(A).forceOpen(30_000);
+    await Promise.resolve(); // the write starts in a microtask
+    clock.advance(30_001);
+    cb.breaker(A).forceClose();
+    await cb.flush();
+    expect(errors).toEqual([A]);
+    expect(saves).toBe(1); // the close waits out the key's backoff
+    clock.advance(60_000);
+    await cb.flush();
+    expect(saves).toBe(2);
+    expect(isOpen((await inner.load(A)) as BreakerRecord)).toBe(false);
+    // Flushed first, as the open period's real time would: both written, nothing reported.
+    cb.breaker(B).forceOpen(30_000);
+    await cb.flush();
+    clock.advance(30_001);
+    cb.breaker(B).forceClose();
+    await cb.flush();
+    expect(saves).toBe(4);
+    expect(errors).toEqual([A]);
+  });
 });
